@@ -1,0 +1,130 @@
+"""The typed config: every key, its type, its default and its check.
+
+Hydra composes ``conf/config.yaml`` over the dataclass :class:`Config`; the ``method``,
+``suite`` and ``model`` groups are generated from the registries, so a new method,
+suite or model is a CLI choice as soon as it is registered. :func:`validate` turns the
+composed config into dataclasses, which runs every ``__post_init__`` check, before any
+compute; an error names the key.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+import methods  # noqa: F401  (registers methods)
+import tasks  # noqa: F401  (registers tasks and suites)
+from benchmark.models import MODELS
+from methods.base import METHODS, require
+from tasks.registry import SUITES, SuiteConfig
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 600  # inner steps per task
+    batch_size: int = 64
+    inner_lr: float = 0.05  # alpha
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+    log_every: int = 50
+
+    def __post_init__(self) -> None:
+        for key in ("steps", "batch_size", "inner_lr", "log_every"):
+            require(getattr(self, key) > 0, f"train.{key}", f"must be > 0, got {getattr(self, key)}")
+        require(0 <= self.momentum < 1, "train.momentum", f"must be in [0, 1), got {self.momentum}")
+        require(self.weight_decay >= 0, "train.weight_decay", f"must be >= 0, got {self.weight_decay}")
+
+
+@dataclass
+class MetaTestConfig:
+    """The paper's target recipe, scaled down: Adam, L2 weight decay, step schedule."""
+
+    steps: int = 300
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 5e-4
+    milestones: list[float] = field(default_factory=lambda: [0.4, 0.7, 0.9])  # fractions of steps
+    gamma: float = 0.3
+    at_steps: list[int] = field(default_factory=list)  # also meta-test phi saved at these steps
+
+    def __post_init__(self) -> None:
+        for key in ("steps", "batch_size", "lr"):
+            require(getattr(self, key) > 0, f"metatest.{key}", f"must be > 0, got {getattr(self, key)}")
+        require(all(0 < m < 1 for m in self.milestones), "metatest.milestones", "must lie in (0, 1)")
+        require(all(s > 0 for s in self.at_steps), "metatest.at_steps", "must be positive steps")
+
+
+@dataclass
+class DataConfig:
+    root: str = "data"  # where real datasets live
+    cache_dir: str = "${oc.env:LSML_CACHE,'~/.cache/lsml-bench'}"  # rendered / decoded uint8 tensors
+    download: bool = False
+
+
+@dataclass
+class RunnerConfig:
+    device: str = "auto"  # auto: cuda if available, else cpu
+    world_size: int = 1
+    threads: int = 0  # torch threads per process; 0: cores / world_size
+
+    def __post_init__(self) -> None:
+        require(self.world_size > 0, "runner.world_size", f"must be > 0, got {self.world_size}")
+        require(self.threads >= 0, "runner.threads", f"must be >= 0, got {self.threads}")
+
+
+@dataclass
+class CheckpointConfig:
+    phi_every: int = 0  # also save phi every this many steps (0: only the end)
+
+    def __post_init__(self) -> None:
+        require(self.phi_every >= 0, "checkpoint.phi_every", f"must be >= 0, got {self.phi_every}")
+
+
+@dataclass
+class Config:
+    method: Any = MISSING
+    suite: SuiteConfig = MISSING
+    model: Any = MISSING
+    seed: int = 0
+    train: TrainConfig = field(default_factory=TrainConfig)
+    metatest: MetaTestConfig = field(default_factory=MetaTestConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    results_dir: str = "results"
+
+
+def register_configs() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=Config)
+    for name in METHODS:
+        cs.store(group="method", name=name, node=METHODS.get(name).config)
+    for name in MODELS:
+        cs.store(group="model", name=name, node=MODELS.get(name).config)
+    for name in SUITES:
+        s = SUITES.get(name)
+        node = {"suite": {"name": name, "sources": list(s.sources), "targets": list(s.targets)}, **s.defaults}
+        cs.store(group="suite", name=name, node=node, package="_global_")
+
+
+register_configs()
+
+
+def validate(cfg: DictConfig) -> Config:
+    """Run every check; raise ValueError naming the bad key. No compute happens before this."""
+    try:
+        typed = OmegaConf.to_object(cfg)
+    except Exception as e:  # OmegaConf wraps __post_init__ errors; keep their message
+        cause = e.__cause__ or e.__context__ or e
+        msg = str(cause).splitlines()[0] if isinstance(cause, ValueError) else str(e)
+        raise ValueError(msg) from None
+    require(typed.method.name in METHODS, "method.name", f"unknown; valid: {', '.join(METHODS)}")
+    return typed
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

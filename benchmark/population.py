@@ -1,0 +1,148 @@
+"""phi and the population of task learners held by this process.
+
+Each learner is a body (a copy of the model body), a head and an inner SGD optimizer.
+For speed, every inner parameter of every learner lives in one flat buffer ``W``
+(bodies first, as the rows of ``theta`` [T, P], then the heads), with gradients in
+``G`` and momentum in ``M``. The modules' parameters are views into these buffers, so:
+
+- the inner SGD step of all learners is four vector operations, not T optimizers;
+- a meta-update, shift or reset is one operation on ``theta``;
+- a collective over the bodies is one all-reduce over one flat buffer.
+
+The inner step is exactly ``torch.optim.SGD`` (momentum, dampening 0, L2 weight
+decay, optional Nesterov); ``tests/benchmark/test_population.py`` checks it bit for bit.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from benchmark.distributed import Collective
+
+
+def _bind(module: nn.Module, W: torch.Tensor, G: torch.Tensor, offset: int) -> int:
+    """Make ``module``'s parameters (and grads) views into W (and G) from ``offset``."""
+    for p in module.parameters():
+        n = p.numel()
+        W[offset : offset + n].copy_(p.detach().reshape(-1))
+        p.data = W[offset : offset + n].view_as(p)
+        p.grad = G[offset : offset + n].view_as(p)
+        offset += n
+    return offset
+
+
+def init_head(head: nn.Linear, generator: torch.Generator) -> None:
+    """nn.Linear's default init (uniform in +-1/sqrt(fan_in)), drawn from our own generator
+    so a task's head does not depend on which process builds it."""
+    bound = 1.0 / math.sqrt(head.in_features)
+    with torch.no_grad():
+        head.weight.uniform_(-bound, bound, generator=generator)
+        head.bias.uniform_(-bound, bound, generator=generator)
+
+
+class Learner(nn.Module):
+    def __init__(self, body: nn.Module, head: nn.Linear):
+        super().__init__()
+        self.body, self.head = body, head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+class Population:
+    def __init__(
+        self,
+        body: nn.Module,
+        phi0: torch.Tensor,
+        num_classes: Sequence[int],
+        head_generators: Sequence[torch.Generator],
+        *,
+        inner_lr: float,
+        momentum: float,
+        weight_decay: float,
+        nesterov: bool = False,
+        collective: Collective | None = None,
+        device: torch.device | str = "cpu",
+    ):
+        self.inner_lr, self.momentum, self.weight_decay, self.nesterov = inner_lr, momentum, weight_decay, nesterov
+        self.collective = collective or Collective()
+        T, P = len(num_classes), phi0.numel()
+        out = body.out_features
+        size = T * P + sum((out + 1) * c for c in num_classes)
+        self.W = torch.zeros(size, device=device)
+        self.G = torch.zeros(size, device=device)
+        self.M = torch.zeros(size, device=device)
+        self.theta = self.W[: T * P].view(T, P)
+        self.phi = phi0.detach().clone().to(device)
+
+        body = copy.deepcopy(body).to(device)
+        self.learners: list[Learner] = []
+        offset = 0
+        for i in range(T):
+            learner = Learner(copy.deepcopy(body), nn.Linear(out, num_classes[i]).to(device))
+            offset = _bind(learner.body, self.W, self.G, offset)
+            self.learners.append(learner)
+        for learner, gen in zip(self.learners, head_generators):
+            init_head(learner.head, gen)
+            offset = _bind(learner.head, self.W, self.G, offset)
+        assert offset == size
+        self.reset(hard=True)
+
+    def __len__(self) -> int:
+        return len(self.learners)
+
+    # ---- the inner step ------------------------------------------------------------
+    def inner_step(self) -> None:
+        """One SGD step of every learner from the gradients accumulated in G; clears G."""
+        d = self.G
+        if self.weight_decay:
+            d.add_(self.W, alpha=self.weight_decay)
+        if self.momentum:
+            self.M.mul_(self.momentum).add_(d)
+            d = d.add_(self.M, alpha=self.momentum) if self.nesterov else self.M
+        self.W.add_(d, alpha=-self.inner_lr)
+        self.G.zero_()
+
+    # ---- what methods use ----------------------------------------------------------
+    def mean_theta(self) -> torch.Tensor:
+        """mean_i theta_i over every task of the run, whichever process holds it."""
+        return self.collective.mean_rows(self.theta)
+
+    def reset(self, hard: bool = False) -> None:
+        """theta_i <- phi; a hard reset also clears the inner optimizer state."""
+        self.theta.copy_(self.phi.expand_as(self.theta))
+        if hard:
+            self.M.zero_()
+
+    def average_momentum(self) -> None:
+        """Replace each body's momentum by the mean over all tasks (multi-task learning)."""
+        body_m = self.M[: self.theta.numel()].view_as(self.theta)
+        body_m.copy_(self.collective.mean_rows(body_m).expand_as(body_m))
+
+    def val_grad(self, batches: Callable[[int], tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """mean_i grad_theta L_val(theta_i) over every task; ``batches(i)`` gives learner i's batch."""
+        self.G.zero_()
+        for i, learner in enumerate(self.learners):
+            x, y = batches(i)
+            F.cross_entropy(learner(x), y).backward()
+        g = self.collective.mean_rows(self.G[: self.theta.numel()].view_as(self.theta))
+        self.G.zero_()
+        return g
+
+    # ---- checkpoints ---------------------------------------------------------------
+    def state_dict(self) -> dict:
+        buffers = [{k: v.clone() for k, v in l.body.named_buffers()} for l in self.learners]
+        return {"W": self.W.clone(), "M": self.M.clone(), "phi": self.phi.clone(), "buffers": buffers}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.W.copy_(state["W"])
+        self.M.copy_(state["M"])
+        self.phi.copy_(state["phi"])
+        for learner, bufs in zip(self.learners, state["buffers"]):
+            for k, v in learner.body.named_buffers():
+                v.copy_(bufs[k])

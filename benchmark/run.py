@@ -1,0 +1,92 @@
+"""``python -m benchmark.run [key=value ...]``: meta-train one method, meta-test phi, write a run folder.
+
+Examples::
+
+    python -m benchmark.run method=ours
+    python -m benchmark.run method=reptile seed=3 train.steps=2000 method.meta_lr=0.1 method.reset_every=100
+    python -m benchmark.run --cfg job          # print the resolved config
+"""
+from __future__ import annotations
+
+import logging
+import sys
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from benchmark.config import Config, cores, validate
+from benchmark.metatest import meta_test
+from benchmark.storage import RunDir, git_commit
+from benchmark.train import meta_train
+from tasks.registry import TASKS, Splits
+
+log = logging.getLogger("lsml")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def load_data(cfg: Config) -> dict[str, Splits]:
+    """Every task the run needs, decoded (or rendered) once and cached as uint8 tensors."""
+    names = dict.fromkeys([*cfg.suite.sources, *cfg.suite.targets])
+    return {name: TASKS.get(name).load(cfg.data) for name in names}
+
+
+def execute(cfg: Config, progress: bool = True) -> RunDir:
+    """Run one experiment end to end; a finished run folder is returned untouched."""
+    config = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
+    run = RunDir(config)
+    if run.done:
+        print(f"already done: {run.path}")
+        return run
+    torch.set_num_threads(cfg.runner.threads or max(1, cores() // cfg.runner.world_size))
+    device = resolve_device(cfg.runner.device)
+    data = load_data(cfg)  # before the folder exists: missing data leaves nothing behind
+    run.start()
+    result = meta_train(cfg, run, data, device, progress=progress)
+
+    steps = sorted(s for s in cfg.metatest.at_steps if (run.checkpoints / f"phi_{s}.pt").exists())
+    rows, final = [], {}
+    for phi_step in [*steps, "final"]:
+        phi = run.load_phi(phi_step)
+        for target in cfg.suite.targets:
+            acc = meta_test(cfg, phi, TASKS.get(target), data[target], device, progress,
+                            desc=f"meta-test {target} @ {phi_step}")
+            rows.append({"target": target, "phi_step": phi_step, "accuracy": acc})
+            if phi_step == "final":
+                final[target] = acc
+    run.log("metatest", rows)
+    run.finish({
+        "method": cfg.method.name, "suite": cfg.suite.name, "seed": cfg.seed, "run_id": run.id,
+        "inner_steps": result["inner_steps"], "wall_seconds": round(result["wall_seconds"], 3),
+        "target_accuracy": final, "mean_accuracy": sum(final.values()) / len(final),
+        "git_commit": git_commit(),
+    })
+    return run
+
+
+def print_table(run: RunDir) -> None:
+    s = run.summary()
+    width = max(len(t) for t in s["target_accuracy"]) + 2
+    print(f"\n{s['method']} on {s['suite']}, seed {s['seed']}: {run.path}")
+    for target, acc in s["target_accuracy"].items():
+        print(f"  {target:<{width}} {100 * acc:6.2f}")
+    print(f"  {'mean':<{width}} {100 * s['mean_accuracy']:6.2f}")
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    try:
+        typed = validate(cfg)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    print_table(execute(typed))
+
+
+if __name__ == "__main__":
+    main()

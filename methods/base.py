@@ -1,0 +1,108 @@
+"""What a method is: a typed config and a small policy over the population.
+
+After every inner step the runner calls ``method.after_step(step, pop)``. The policy
+decides whether to update phi (from the learners' bodies or from validation
+gradients), shift the learners, or reset them. It never sees devices, processes or
+files: :class:`benchmark.population.Population` offers the collective operations.
+
+Adding a method is one file with ``@register_method`` plus one import line in
+``methods/__init__.py``; the CLI, the sweeps and the tests find it in ``METHODS``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+import torch
+
+from benchmark.registry import Registry
+
+if TYPE_CHECKING:
+    from benchmark.population import Population
+
+
+def require(ok: bool, key: str, message: str) -> None:
+    """Config validation: fail with the dotted key that is wrong."""
+    if not ok:
+        raise ValueError(f"{key}: {message}")
+
+
+@dataclass
+class MethodConfig:
+    name: str = "?"
+    meta_lr: float = 0.1  # beta
+    reset_every: int = 100  # K: learners are reset to phi every K inner steps
+    aggregate_every: int = 1  # phi is updated every this many inner steps
+    hard_reset: bool = False  # also clear the inner optimizer state on reset
+
+    def __post_init__(self) -> None:
+        require(self.meta_lr >= 0, "method.meta_lr", f"must be >= 0, got {self.meta_lr}")
+        require(self.reset_every > 0, "method.reset_every", f"must be > 0, got {self.reset_every}")
+        require(self.aggregate_every > 0, "method.aggregate_every", f"must be > 0, got {self.aggregate_every}")
+        require(
+            self.aggregate_every <= self.reset_every,
+            "method.aggregate_every",
+            f"must be <= method.reset_every ({self.reset_every}), got {self.aggregate_every}",
+        )
+
+
+class Method:
+    """Base policy. Subclasses override :meth:`after_step` and, if stateful, the state dicts."""
+
+    #: False for methods that only meta-test phi_0 (scratch).
+    meta_trains: bool = True
+    #: True when the policy asks for validation gradients (the runner then splits the data).
+    needs_val: bool = False
+
+    def __init__(self, cfg: MethodConfig):
+        self.cfg = cfg
+
+    def setup(self, pop: "Population") -> None:
+        """Called once after the population exists (e.g. to build a meta-optimizer over phi)."""
+
+    def after_step(self, step: int, pop: "Population") -> None:
+        raise NotImplementedError
+
+    def sources(self, sources: list[str], train_sizes: dict[str, int]) -> list[str]:
+        """The source tasks this method trains on (all of them, unless overridden)."""
+        return sources
+
+    def steps(self, steps: int, n_sources: int) -> int:
+        """Inner steps per learner, given ``train.steps`` and the suite's source count."""
+        return steps
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class MethodEntry:
+    name: str
+    display: str  # the name tables and plots show
+    config: type[MethodConfig]
+    build: Callable[[MethodConfig], Method]
+
+
+METHODS: Registry[MethodEntry] = Registry("method")
+
+
+def register_method(name: str, *, display: str, config: type[MethodConfig]) -> Callable[[type], type]:
+    def wrap(cls: type) -> type:
+        METHODS.add(name, MethodEntry(name=name, display=display, config=config, build=cls))
+        return cls
+
+    return wrap
+
+
+def display_name(name: str) -> str:
+    return METHODS.get(name).display if name in METHODS else name
+
+
+def meta_optimizer(kind: str, phi: torch.Tensor, lr: float) -> torch.optim.Optimizer:
+    """A meta-optimizer over the flat phi (kept as a leaf tensor whose .grad we set)."""
+    opt = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}
+    require(kind in opt, "method.meta_optimizer", f"must be one of {', '.join(opt)}, got {kind!r}")
+    return opt[kind]([phi], lr=lr)

@@ -1,0 +1,31 @@
+"""Decode or render a dataset once; keep it as uint8 tensors keyed by content.
+
+The key is a hash of everything that determines the tensors (loader name, version,
+parameters), so a changed recipe never reads a stale cache.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from benchmark.atomic import torch_save
+from tasks.registry import Splits
+
+
+def cache_key(params: dict) -> str:
+    blob = json.dumps(params, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def cached_splits(cache_dir: str | os.PathLike, name: str, params: dict, build: Callable[[], Splits]) -> Splits:
+    path = Path(cache_dir).expanduser() / f"{name}-{cache_key(params)}.pt"
+    if path.exists():
+        return Splits(**torch.load(path, weights_only=True))
+    splits = build()
+    torch_save({k: getattr(splits, k) for k in ("train_x", "train_y", "test_x", "test_y")}, path)
+    return splits

@@ -1,0 +1,88 @@
+"""The task registry: every image-classification task a suite can name.
+
+A task is a loader returning uint8 tensors in memory plus the facts the runner needs
+(classes, channels, image size, augmentation). Loaders import heavy dependencies
+lazily, so registering a task costs nothing until a run asks for it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from benchmark.registry import Registry
+
+
+@dataclass(frozen=True)
+class Splits:
+    """A task's data: ``x`` uint8 [N, C, H, W], ``y`` int64 [N] in [0, num_classes)."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    num_classes: int
+    channels: int
+    image_size: int
+    load: Callable[[Any], Splits]  # (DataConfig) -> Splits
+    pad: int = 0  # random-crop padding in pixels; 0 disables the crop
+    flip: bool = False  # random horizontal flip
+    mean: float = 0.5  # normalization: (x / 255 - mean) / std, as in the paper
+    std: float = 0.5
+
+
+TASKS: Registry[TaskSpec] = Registry("task")
+
+
+def register_task(name: str, **facts: Any) -> Callable[[Callable[[Any], Splits]], Callable[[Any], Splits]]:
+    """Decorator on a loader ``load(data_cfg) -> Splits``; ``facts`` are TaskSpec fields."""
+
+    def wrap(load: Callable[[Any], Splits]) -> Callable[[Any], Splits]:
+        TASKS.add(name, TaskSpec(name=name, load=load, **facts))
+        return load
+
+    return wrap
+
+
+@dataclass
+class SuiteConfig:
+    """A named set of source tasks (meta-training) and target tasks (meta-testing)."""
+
+    name: str = "?"
+    sources: list[str] = field(default_factory=list)
+    targets: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for key in ("sources", "targets"):
+            names = getattr(self, key)
+            if not names:
+                raise ValueError(f"suite.{key}: must name at least one task")
+            for name in names:
+                if name not in TASKS:
+                    raise ValueError(f"suite.{key}: unknown task {name!r}; valid task names: {', '.join(TASKS)}")
+            if len(set(names)) != len(names):
+                raise ValueError(f"suite.{key}: a task is named twice: {names}")
+        channels = {TASKS.get(n).channels for n in [*self.sources, *self.targets]}
+        if len(channels) > 1:
+            raise ValueError(f"suite: tasks mix channel counts {sorted(channels)}; one body needs one input format")
+
+
+@dataclass(frozen=True)
+class SuiteEntry:
+    name: str
+    sources: tuple[str, ...]
+    targets: tuple[str, ...]
+    defaults: dict  # overrides of other config groups for this suite, e.g. {"train": {"steps": 200000}}
+
+
+SUITES: Registry[SuiteEntry] = Registry("suite")
+
+
+def register_suite(name: str, sources: list[str], targets: list[str], **defaults: dict) -> SuiteEntry:
+    return SUITES.add(name, SuiteEntry(name, tuple(sources), tuple(targets), defaults))
