@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.distributed import Collective
+from methods import ops
 
 
 def _bind(module: nn.Module, W: torch.Tensor, G: torch.Tensor, offset: int) -> int:
@@ -115,7 +116,7 @@ class Population:
 
     def reset(self, hard: bool = False) -> None:
         """theta_i <- phi; a hard reset also clears the inner optimizer state."""
-        self.theta.copy_(self.phi.expand_as(self.theta))
+        ops.reset_(self.theta, self.phi)
         if hard:
             self.M.zero_()
 

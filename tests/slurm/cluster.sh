@@ -52,9 +52,10 @@ SlurmctldPort=$CTLD_PORT
 SlurmdPort=$SLURMD_PORT
 SlurmUser=root
 SlurmdUser=root
-# Our private munged, not the system one.
+# Our private munged, not the system one. cred_expire is also how long a requeued
+# job waits before it may start again (default 120 s): keep requeue tests fast.
 AuthType=auth/munge
-AuthInfo=socket=$MUNGE_SOCKET
+AuthInfo=socket=$MUNGE_SOCKET,cred_expire=10
 CredType=cred/munge
 StateSaveLocation=$DIR/state
 SlurmdSpoolDir=$DIR/spool
@@ -70,6 +71,8 @@ AccountingStorageType=accounting_storage/none
 MpiDefault=none
 MailProg=/bin/true
 SchedulerType=sched/backfill
+# Re-scan pending jobs every 2 s (default 30 s), so requeued jobs restart quickly.
+SchedulerParameters=bf_interval=2
 # CR_CPU: memory is not a consumable, so jobs without --mem don't each claim the
 # whole node's memory (which would serialize job arrays).
 SelectType=select/cons_tres
@@ -145,7 +148,7 @@ stop() {
     done
     # Leftover slurmstepd of this cluster (it inherits SLURM_CONF from our slurmd).
     for pid in $(pgrep -x slurmstepd || true); do
-        tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qx "SLURM_CONF=$CONF" \
+        grep -qzx "SLURM_CONF=$CONF" "/proc/$pid/environ" 2>/dev/null \
             && kill -KILL "$pid" 2>/dev/null && pids+=("$pid")
     done
     local deadline=$(( SECONDS + 20 ))

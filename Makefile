@@ -1,0 +1,36 @@
+# The two commands a new user needs:
+#   make demo   set up .venv, then meta-train CTS on the embedded suite and meta-test it
+#   make test   set up .venv (and the Debian packages the tests use, when root), then run every test
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.lsml-installed
+
+.PHONY: setup demo test test-fast system compare clean
+
+setup: $(STAMP)
+
+# Re-runs only when the dependency list or the install scripts change; a second call is instant.
+$(STAMP): pyproject.toml scripts/install_learn2learn.sh
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -e '.[test]'
+	bash scripts/install_learn2learn.sh $(VENV)
+	touch $(STAMP)
+
+# Debian packages for the SLURM and LaTeX tests; skipped (those tests then skip) when not root.
+system:
+	@if [ "$$(id -u)" = 0 ]; then bash scripts/install_system.sh; \
+	else echo "not root: skipping Debian packages (SLURM and pdflatex tests will skip)"; fi
+
+demo: setup
+	$(PY) -m benchmark.run method=ours
+
+test: setup system
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow and not slurm"
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,159 @@
+"""CTS and Reptile policies against hand-computed numbers, and the whole inner loop
+against an independent reference built from torch.optim.SGD and separate models.
+
+The hand case: 2 tasks, 2 body parameters, phi_0 = 0, beta = 0.5, K = 2. Instead of
+gradients, each "inner step" moves task 0 by (1, 0) and task 1 by (0, 2), so every
+number below can be checked on paper.
+"""
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from benchmark.data import TaskStream, generator
+from benchmark.models import ConvNet, flat_params
+from benchmark.population import Learner, Population, init_head
+from methods.base import METHODS
+from tasks.registry import TASKS
+from tasks.toy import make_toy
+
+
+class Tiny(nn.Linear):
+    """A body with exactly two parameters."""
+
+    def __init__(self):
+        super().__init__(1, 2, bias=False)
+        self.out_features = 2
+
+
+def hand_population() -> Population:
+    gens = [generator("t", i) for i in range(2)]
+    return Population(Tiny(), torch.zeros(2), [2, 2], gens, inner_lr=0.1, momentum=0.9, weight_decay=0.0)
+
+
+def run_policy(name: str, **cfg) -> list[tuple[list, list]]:
+    entry = METHODS.get(name)
+    method = entry.build(entry.config(**cfg))
+    pop = hand_population()
+    method.setup(pop)
+    moves = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    trace = []
+    for step in (1, 2, 3):
+        pop.theta += moves  # stands in for one inner step of each task
+        method.after_step(step, pop)
+        trace.append((pop.phi.tolist(), pop.theta.tolist()))
+    return trace
+
+
+def test_cts_by_hand():
+    trace = run_policy("ours", meta_lr=0.5, reset_every=2, aggregate_every=1)
+    # step 1: mean (0.5, 1); Delta = 0.5 * (mean - phi) = (0.25, 0.5); phi and both thetas shift by it
+    assert trace[0] == ([0.25, 0.5], [[1.25, 0.5], [0.25, 2.5]])
+    # step 2: thetas (2.25, 0.5), (0.25, 4.5); mean (1.25, 2.5); Delta = (0.5, 1); then reset to phi
+    assert trace[1] == ([0.75, 1.5], [[0.75, 1.5], [0.75, 1.5]])
+    # step 3: thetas (1.75, 1.5), (0.75, 3.5); mean (1.25, 2.5); Delta = (0.25, 0.5)
+    assert trace[2] == ([1.0, 2.0], [[2.0, 2.0], [1.0, 4.0]])
+
+
+def test_reptile_by_hand():
+    trace = run_policy("reptile", meta_lr=0.5, reset_every=2, aggregate_every=2)
+    assert trace[0] == ([0.0, 0.0], [[1.0, 0.0], [0.0, 2.0]])  # no meta-update before K
+    # step 2: thetas (2, 0), (0, 4); mean (1, 2); phi = 0 + 0.5 * (1, 2); reset to phi
+    assert trace[1] == ([0.5, 1.0], [[0.5, 1.0], [0.5, 1.0]])
+    assert trace[2] == ([0.5, 1.0], [[1.5, 1.0], [0.5, 3.0]])  # no shift in Reptile
+
+
+@pytest.mark.parametrize("hard", [False, True])
+def test_reset_keeps_inner_optimizer_state_unless_hard(hard):
+    pop = hand_population()
+    pop.G.fill_(1.0)
+    pop.inner_step()
+    pop.reset(hard=hard)
+    assert torch.equal(pop.theta, torch.zeros(2, 2))
+    assert (pop.M.abs().sum() == 0) == hard
+
+
+def test_inner_step_is_torch_sgd_bit_for_bit():
+    torch.manual_seed(0)
+    body = ConvNet(1, 4)
+    pop = Population(body, flat_params(body), [3], [generator("h")], inner_lr=0.05, momentum=0.9,
+                     weight_decay=5e-4, nesterov=True)
+    ref = copy.deepcopy(pop.learners[0])
+    opt = torch.optim.SGD(ref.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4, nesterov=True)
+    x, y = torch.randn(8, 1, 12, 12), torch.randint(0, 3, (8,))
+    for _ in range(3):
+        F.cross_entropy(pop.learners[0](x), y).backward()
+        pop.inner_step()
+        opt.zero_grad()
+        F.cross_entropy(ref(x), y).backward()
+        opt.step()
+    for a, b in zip(pop.learners[0].parameters(), ref.parameters()):
+        assert torch.equal(a, b)
+
+
+def reference_phi(shift: bool, steps: int, beta: float, K: int, every: int) -> torch.Tensor:
+    """Independent few-line reference: separate models, torch.optim.SGD, plain vectors."""
+    torch.manual_seed(0)
+    body = ConvNet(1, 4)
+    phi = flat_params(body)
+    names = ["toy_a", "toy_b"]
+    models, opts, streams = [], [], []
+    for n in names:
+        head = nn.Linear(body.out_features, TASKS.get(n).num_classes)
+        init_head(head, generator(0, n, "head"))
+        m = Learner(copy.deepcopy(body), head)
+        models.append(m)
+        opts.append(torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4))
+        d = make_toy(n, TASKS.get(n).num_classes)
+        streams.append(TaskStream(d.train_x, d.train_y, TASKS.get(n), 8, (0, n, "train"), "cpu"))
+    for step in range(1, steps + 1):
+        for m, opt, s in zip(models, opts, streams):
+            x, y = s.batch(step)
+            opt.zero_grad()
+            F.cross_entropy(m(x), y).backward()
+            opt.step()
+        if step % every == 0:
+            thetas = [nn.utils.parameters_to_vector(m.body.parameters()).detach() for m in models]
+            delta = beta * (torch.stack(thetas).mean(0) - phi)
+            phi = phi + delta
+            if shift:
+                for m, t in zip(models, thetas):
+                    nn.utils.vector_to_parameters(t + delta, m.body.parameters())
+        if step % K == 0:
+            for m in models:
+                nn.utils.vector_to_parameters(phi.clone(), m.body.parameters())
+    return phi
+
+
+def population_phi(name: str, steps: int, **cfg) -> torch.Tensor:
+    torch.manual_seed(0)
+    body = ConvNet(1, 4)
+    names = ["toy_a", "toy_b"]
+    specs = [TASKS.get(n) for n in names]
+    pop = Population(body, flat_params(body), [s.num_classes for s in specs],
+                     [generator(0, n, "head") for n in names], inner_lr=0.05, momentum=0.9, weight_decay=5e-4)
+    streams = []
+    for s in specs:
+        d = make_toy(s.name, s.num_classes)
+        streams.append(TaskStream(d.train_x, d.train_y, s, 8, (0, s.name, "train"), "cpu"))
+    entry = METHODS.get(name)
+    method = entry.build(entry.config(**cfg))
+    method.setup(pop)
+    for step in range(1, steps + 1):
+        for learner, s in zip(pop.learners, streams):
+            x, y = s.batch(step)
+            F.cross_entropy(learner(x), y).backward()
+        pop.inner_step()
+        method.after_step(step, pop)
+    return pop.phi
+
+
+@pytest.mark.parametrize("name,shift,every", [("ours", True, 1), ("ours", True, 2), ("reptile", False, 3)])
+def test_population_matches_independent_reference(name, shift, every):
+    ours = population_phi(name, 7, meta_lr=0.3, reset_every=3, aggregate_every=every)
+    ref = reference_phi(shift, 7, beta=0.3, K=3, every=every)
+    torch.manual_seed(0)
+    assert not torch.allclose(ref, flat_params(ConvNet(1, 4))), "phi must have moved"
+    torch.testing.assert_close(ours, ref, atol=1e-6, rtol=0)
