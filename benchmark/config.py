@@ -70,9 +70,11 @@ class RunnerConfig:
     device: str = "auto"  # auto: cuda if available, else cpu
     world_size: int = 1
     threads: int = 0  # torch threads per process; 0: cores / world_size
+    timeout: float = 600.0  # seconds a collective may wait for a peer before failing
 
     def __post_init__(self) -> None:
         require(self.world_size > 0, "runner.world_size", f"must be > 0, got {self.world_size}")
+        require(self.timeout > 0, "runner.timeout", f"must be > 0, got {self.timeout}")
         require(self.threads >= 0, "runner.threads", f"must be >= 0, got {self.threads}")
 
 
@@ -123,8 +125,20 @@ def validate(cfg: DictConfig) -> Config:
         msg = str(cause).splitlines()[0] if isinstance(cause, ValueError) else str(e)
         raise ValueError(msg) from None
     require(typed.method.name in METHODS, "method.name", f"unknown; valid: {', '.join(METHODS)}")
+    typed.method.check(typed)
     return typed
 
 
 def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def from_container(config: dict) -> Config:
+    """Rebuild a typed, validated config from a plain dict (a run folder's config.yaml,
+    or what a spawned worker receives), with each group's own schema."""
+    config = dict(config)
+    method = OmegaConf.merge(OmegaConf.structured(METHODS.get(config["method"]["name"]).config), config.pop("method"))
+    model = OmegaConf.merge(OmegaConf.structured(MODELS.get(config["model"]["name"]).config), config.pop("model"))
+    cfg = OmegaConf.merge(OmegaConf.structured(Config), config)
+    cfg.method, cfg.model = method, model
+    return validate(cfg)

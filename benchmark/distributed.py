@@ -1,16 +1,35 @@
-"""Collectives over the tasks of a run. The runner owns them; methods never see them.
+"""Processes, devices and collectives. The runner owns them; methods never see them.
 
-A single process needs no communication; ``Collective`` is that case. The
-multi-process version all-reduces one flat buffer per call (sum of rows plus the
-row count), which is correct for uneven shards.
+One run may span W processes (``runner.world_size``); the T source tasks are sharded
+over them and phi is replicated. Three launchers end in the same code path, which
+reads its rank from the environment:
+
+- self-spawn: ``python -m benchmark.run runner.world_size=W`` starts W workers with a
+  free port on localhost, watches them, and stops them all if one fails;
+- ``torchrun --nproc_per_node=W -m benchmark.run runner.world_size=W`` (RANK, WORLD_SIZE...);
+- SLURM ``srun``: SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID and the job's first node.
+
+Collectives all-reduce one flat buffer (sum of rows plus the row count), which is
+correct for uneven shards. Backends: NCCL on CUDA, gloo on CPU.
 """
 from __future__ import annotations
 
+import datetime
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+
 import torch
+import torch.distributed as dist
 
 
 class Collective:
-    """One process holding every task."""
+    """One process holding every task: no communication."""
 
     world_size = 1
     rank = 0
@@ -19,7 +38,7 @@ class Collective:
         return buf
 
     def mean_rows(self, rows: torch.Tensor) -> torch.Tensor:
-        """The mean of ``rows`` [n_local, P] over the rows of every process."""
+        """The mean of ``rows`` [n_local, P] over the rows of every process: one all-reduce."""
         buf = torch.empty(rows.shape[1] + 1, dtype=rows.dtype, device=rows.device)
         torch.sum(rows, 0, out=buf[:-1])
         buf[-1] = rows.shape[0]
@@ -29,3 +48,139 @@ class Collective:
     def gather_rows(self, rows: list[dict]) -> list[dict]:
         """Every process's metric rows, on rank 0 (other ranks get their own back)."""
         return rows
+
+    def barrier(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class ProcessGroup(Collective):
+    def __init__(self, rank: int, world_size: int):
+        self.rank, self.world_size = rank, world_size
+
+    def all_sum(self, buf):
+        dist.all_reduce(buf)
+        return buf
+
+    def gather_rows(self, rows):
+        out = [None] * self.world_size if self.rank == 0 else None
+        dist.gather_object(rows, out, dst=0)
+        return [r for part in out for r in part] if self.rank == 0 else rows
+
+    def barrier(self):
+        dist.barrier()
+
+    def close(self):
+        dist.destroy_process_group()
+
+
+@dataclass(frozen=True)
+class Place:
+    rank: int
+    world_size: int
+    local_rank: int
+
+
+def place_from_env() -> Place | None:
+    """Where this process sits, if a launcher (self-spawn, torchrun, srun) said so."""
+    env = os.environ
+    if "RANK" in env and "WORLD_SIZE" in env:
+        return Place(int(env["RANK"]), int(env["WORLD_SIZE"]), int(env.get("LOCAL_RANK", 0)))
+    if int(env.get("SLURM_NTASKS", "1")) > 1 and "SLURM_PROCID" in env:
+        env.setdefault("MASTER_ADDR", _slurm_first_node())
+        env.setdefault("MASTER_PORT", str(20000 + int(env.get("SLURM_JOB_ID", "0")) % 20000))
+        return Place(int(env["SLURM_PROCID"]), int(env["SLURM_NTASKS"]), int(env.get("SLURM_LOCALID", 0)))
+    return None
+
+
+def _slurm_first_node() -> str:
+    nodes = os.environ.get("SLURM_STEP_NODELIST") or os.environ.get("SLURM_JOB_NODELIST", "localhost")
+    try:
+        out = subprocess.run(["scontrol", "show", "hostnames", nodes], capture_output=True, text=True, timeout=30)
+        return out.stdout.split()[0]
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        return nodes.split(",")[0]
+
+
+def device_for(name: str, place: Place | None) -> torch.device:
+    """``auto``: the GPU the local rank names, or the CPU where there is none."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", (place.local_rank if place else 0) % torch.cuda.device_count())
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+def connect(world_size: int, device: torch.device, timeout_s: float) -> Collective:
+    """Join the process group the environment describes (or none, for one process)."""
+    place = place_from_env()
+    if world_size == 1 and place is None:
+        return Collective()
+    if place is None or place.world_size != world_size:
+        got = "no launcher environment" if place is None else f"a launcher world size of {place.world_size}"
+        raise ValueError(f"runner.world_size: is {world_size} but this process has {got}")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=place.rank, world_size=world_size,
+                            timeout=datetime.timedelta(seconds=timeout_s))
+    return ProcessGroup(place.rank, world_size)
+
+
+def injected_fault(rank: int) -> int | None:
+    """The step at which this rank must raise, for failure tests: ``LSML_FAULT=<rank>:<step>``."""
+    spec = os.environ.get("LSML_FAULT")
+    if not spec:
+        return None
+    fault_rank, step = map(int, spec.split(":"))
+    return step if fault_rank == rank else None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def spawn(config_yaml: str, world_size: int, grace_s: float = 10.0) -> int:
+    """Start ``world_size`` workers on this machine and wait; if one fails, stop the rest.
+
+    Returns the exit code: 0, or the first failing worker's. Workers share this
+    terminal, so a failing worker's traceback is shown as it happens.
+    """
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        f.write(config_yaml)
+    port = str(free_port())
+    procs = []
+    try:
+        for rank in range(world_size):
+            env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": str(world_size), "LOCAL_RANK": str(rank),
+                   "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}
+            procs.append(subprocess.Popen([sys.executable, "-m", "benchmark.worker", f.name], env=env))
+        while True:
+            codes = [p.poll() for p in procs]
+            failed = [(r, c) for r, c in enumerate(codes) if c not in (None, 0)]
+            if failed:
+                rank, code = failed[0]
+                print(f"error: rank {rank} exited with code {code}; stopping the other ranks", file=sys.stderr)
+                return code
+            if all(c == 0 for c in codes):
+                return 0
+            time.sleep(0.2)
+    finally:
+        _stop(procs, grace_s)
+        os.unlink(f.name)
+
+
+def _stop(procs: list[subprocess.Popen], grace_s: float) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()

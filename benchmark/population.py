@@ -120,10 +120,15 @@ class Population:
         if hard:
             self.M.zero_()
 
-    def average_momentum(self) -> None:
-        """Replace each body's momentum by the mean over all tasks (multi-task learning)."""
+    def average(self) -> None:
+        """phi <- mean_i theta_i, every theta_i <- phi, and every body's momentum <- the mean
+        momentum, in one collective (multi-task learning's joint step)."""
         body_m = self.M[: self.theta.numel()].view_as(self.theta)
-        body_m.copy_(self.collective.mean_rows(body_m).expand_as(body_m))
+        mean = self.collective.mean_rows(torch.cat([self.theta, body_m], 1))
+        P = self.phi.numel()
+        self.phi.copy_(mean[:P])
+        body_m.copy_(mean[P:].expand_as(body_m))
+        self.reset()
 
     def val_grad(self, batches: Callable[[int], tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
         """mean_i grad_theta L_val(theta_i) over every task; ``batches(i)`` gives learner i's batch."""

@@ -15,6 +15,7 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from benchmark import distributed
 from benchmark.config import Config, cores, validate
 from benchmark.metatest import meta_test
 from benchmark.storage import RunDir, git_commit
@@ -24,14 +25,15 @@ from tasks.registry import TASKS, Splits
 log = logging.getLogger("lsml")
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+class RunFailed(RuntimeError):
+    """A multi-process run in which some rank failed (its traceback was printed)."""
 
 
 def load_data(cfg: Config) -> dict[str, Splits]:
-    """Every task the run needs, decoded (or rendered) once and cached as uint8 tensors."""
+    """Every task the run names, decoded (or rendered) once and cached as uint8 tensors.
+
+    Caches are memory-mapped, so the ranks of one machine share the pages and each
+    touches only its own tasks."""
     names = dict.fromkeys([*cfg.suite.sources, *cfg.suite.targets])
     return {name: TASKS.get(name).load(cfg.data) for name in names}
 
@@ -43,12 +45,31 @@ def execute(cfg: Config, progress: bool = True) -> RunDir:
     if run.done:
         print(f"already done: {run.path}")
         return run
-    torch.set_num_threads(cfg.runner.threads or max(1, cores() // cfg.runner.world_size))
-    device = resolve_device(cfg.runner.device)
-    data = load_data(cfg)  # before the folder exists: missing data leaves nothing behind
-    run.start()
-    result = meta_train(cfg, run, data, device, progress=progress)
+    place = distributed.place_from_env()
+    if cfg.runner.world_size > 1 and place is None:
+        code = distributed.spawn(OmegaConf.to_yaml(config), cfg.runner.world_size)
+        if code:
+            raise RunFailed(f"a rank of {run.path} failed with exit code {code}")
+        return run
 
+    torch.set_num_threads(cfg.runner.threads or max(1, cores() // cfg.runner.world_size))
+    device = distributed.device_for(cfg.runner.device, place)
+    data = load_data(cfg)  # before the folder exists: missing data leaves nothing behind
+    collective = distributed.connect(cfg.runner.world_size, device, cfg.runner.timeout)
+    try:
+        if collective.rank == 0:
+            run.start()
+        collective.barrier()
+        result = meta_train(cfg, run, data, device, collective, progress=progress and collective.rank == 0)
+        if collective.rank == 0:
+            finish(cfg, run, data, device, result, progress)
+    finally:
+        collective.close()
+    return run
+
+
+def finish(cfg: Config, run: RunDir, data: dict[str, Splits], device, result: dict, progress: bool) -> None:
+    """Meta-test phi (final, and every saved ``metatest.at_steps``), then mark the run done."""
     steps = sorted(s for s in cfg.metatest.at_steps if (run.checkpoints / f"phi_{s}.pt").exists())
     rows, final = [], {}
     for phi_step in [*steps, "final"]:
@@ -66,7 +87,6 @@ def execute(cfg: Config, progress: bool = True) -> RunDir:
         "target_accuracy": final, "mean_accuracy": sum(final.values()) / len(final),
         "git_commit": git_commit(),
     })
-    return run
 
 
 def print_table(run: RunDir) -> None:
@@ -85,7 +105,13 @@ def main(cfg: DictConfig) -> None:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    print_table(execute(typed))
+    try:
+        run = execute(typed)
+    except RunFailed as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    if run.done:
+        print_table(run)
 
 
 if __name__ == "__main__":

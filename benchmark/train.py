@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from benchmark.config import Config
 from benchmark.data import TaskStream, generator, split_train_val
-from benchmark.distributed import Collective
+from benchmark.distributed import Collective, injected_fault
 from benchmark.models import MODELS, flat_params
 from benchmark.population import Population
 from benchmark.storage import RunDir
@@ -91,7 +91,7 @@ def meta_train(
         nesterov=cfg.train.nesterov, collective=collective, device=device,
     )
     pop.val_batches = lambda i: val_streams[i].batch(pop.step)  # for methods with needs_val
-    method.setup(pop)
+    method.setup(pop, steps)
     save_at = {steps} | {s for s in cfg.metatest.at_steps if s < steps}
     if cfg.checkpoint.phi_every:
         save_at |= set(range(cfg.checkpoint.phi_every, steps, cfg.checkpoint.phi_every))
@@ -102,8 +102,11 @@ def meta_train(
     last_log = 0
     bar = tqdm(range(1, steps + 1), desc=f"meta-train {cfg.method.name}", disable=not progress,
                dynamic_ncols=True, mininterval=1.0)
+    fault = injected_fault(collective.rank)
     for step in bar:
         pop.step = step
+        if step == fault:
+            raise RuntimeError(f"injected fault at step {step} on rank {collective.rank} (LSML_FAULT)")
         for i, (learner, stream) in enumerate(zip(pop.learners, streams)):
             x, y = stream.batch(step)
             logits = learner(x)

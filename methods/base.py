@@ -29,7 +29,18 @@ def require(ok: bool, key: str, message: str) -> None:
 
 @dataclass
 class MethodConfig:
+    """Every method's config has a name; :meth:`check` sees the whole run config."""
+
     name: str = "?"
+
+    def check(self, cfg: Any) -> None:
+        """Cross-key checks against the whole config (e.g. a named source task)."""
+
+
+@dataclass
+class MetaConfig(MethodConfig):
+    """The keys shared by methods that meta-update phi from a population of learners."""
+
     meta_lr: float = 0.1  # beta
     reset_every: int = 100  # K: learners are reset to phi every K inner steps
     aggregate_every: int = 1  # phi is updated every this many inner steps
@@ -57,8 +68,9 @@ class Method:
     def __init__(self, cfg: MethodConfig):
         self.cfg = cfg
 
-    def setup(self, pop: "Population") -> None:
-        """Called once after the population exists (e.g. to build a meta-optimizer over phi)."""
+    def setup(self, pop: "Population", steps: int) -> None:
+        """Called once the population exists; ``steps`` is the last inner step of the run."""
+        self.total_steps = steps
 
     def after_step(self, step: int, pop: "Population") -> None:
         raise NotImplementedError

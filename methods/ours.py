@@ -13,19 +13,19 @@ the authors' ``--no_hard_reset`` default. Heads are never shifted or reset.
 Deviation from the authors' code: none in the rule; the all-reduce of the bodies is
 one flat collective in the runner rather than one per tensor.
 
-Defaults for the embedded ``glyphs`` suite come from a sweep recorded in
-``benchmark/conf/grid/tune_ours.yaml``.
+Defaults for the embedded ``glyphs`` suite: see the sweep recorded in
+``benchmark/conf/grid/tune.yaml``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from methods.base import MethodConfig, register_method
-from methods.reptile import Reptile
+from methods import ops
+from methods.base import MetaConfig, Method, register_method
 
 
 @dataclass
-class CTSConfig(MethodConfig):
+class CTSConfig(MetaConfig):
     name: str = "ours"
     meta_lr: float = 0.1
     reset_every: int = 200
@@ -33,5 +33,14 @@ class CTSConfig(MethodConfig):
 
 
 @register_method("ours", display="CTS (ours)", config=CTSConfig)
-class CTS(Reptile):
-    shift = True
+class CTS(Method):
+    shift = True  # Reptile is this policy without the shift
+
+    def after_step(self, step, pop):
+        if step % self.cfg.aggregate_every == 0:
+            delta = ops.reptile_delta(pop.phi, pop.mean_theta(), self.cfg.meta_lr)
+            pop.phi.add_(delta)
+            if self.shift:
+                ops.shift_(pop.theta, delta)
+        if step % self.cfg.reset_every == 0:
+            pop.reset(hard=self.cfg.hard_reset)

@@ -23,8 +23,16 @@ fi
 BUILD_DIR="$(mktemp -d -t l2l-build.XXXXXX)"
 trap 'rm -rf "$BUILD_DIR"' EXIT
 
+# torch/torchvision must come from the project's own pins (another version would
+# download GBs), so require them rather than let pip pick one.
+"$PY" -c "import torch, torchvision" || {
+    echo "install_learn2learn: install the project's torch/torchvision into $VENV_DIR first" >&2
+    exit 1
+}
 # Build tools must be in the venv itself, since we build with --no-build-isolation.
-"$PY" -m pip install -q setuptools wheel cython gym
+# numpy/scipy/requests/tqdm are project deps too; listing them only fills them in
+# when this runs before the project install (pip leaves installed versions alone).
+"$PY" -m pip install -q setuptools wheel cython gym numpy scipy requests tqdm
 
 "$PY" -m pip download -q --no-deps --no-binary :all: -d "$BUILD_DIR" learn2learn==0.2.0
 tar -xzf "$BUILD_DIR"/learn2learn-0.2.0.tar.gz -C "$BUILD_DIR"
@@ -32,7 +40,7 @@ SRC="$BUILD_DIR/learn2learn-0.2.0"
 
 # Regenerate the stale C sources with the venv's current Cython.
 for pyx in meta_dataset task_dataset transforms; do
-    "$PY" -m cython -3 -q "$SRC/learn2learn/data/$pyx.pyx"
+    "$PY" -m cython -3 "$SRC/learn2learn/data/$pyx.pyx"
 done
 
 "$PY" -m pip install -q --no-deps --no-build-isolation "$SRC"

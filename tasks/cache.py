@@ -25,7 +25,7 @@ def cache_key(params: dict) -> str:
 def cached_splits(cache_dir: str | os.PathLike, name: str, params: dict, build: Callable[[], Splits]) -> Splits:
     path = Path(cache_dir).expanduser() / f"{name}-{cache_key(params)}.pt"
     if path.exists():
-        return Splits(**torch.load(path, weights_only=True))
+        return Splits(**torch.load(path, weights_only=True, mmap=True))
     splits = build()
     torch_save({k: getattr(splits, k) for k in ("train_x", "train_y", "test_x", "test_y")}, path)
     return splits

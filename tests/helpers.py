@@ -14,9 +14,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def make_config(*overrides: str) -> Config:
     with initialize_config_module("benchmark.conf", version_base="1.3"):
-        return validate(compose("config", overrides=list(overrides)))
+        # One thread: tiny models gain nothing from more, and they slow badly when other
+        # processes (parallel tests, spawned ranks) share the cores.
+        return validate(compose("config", overrides=["runner.threads=1", *overrides]))
 
 
 def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "benchmark.run", *args], cwd=ROOT, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "benchmark.run", "runner.threads=1", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=timeout)

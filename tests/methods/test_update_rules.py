@@ -37,7 +37,7 @@ def run_policy(name: str, **cfg) -> list[tuple[list, list]]:
     entry = METHODS.get(name)
     method = entry.build(entry.config(**cfg))
     pop = hand_population()
-    method.setup(pop)
+    method.setup(pop, 3)
     moves = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
     trace = []
     for step in (1, 2, 3):
@@ -140,7 +140,7 @@ def population_phi(name: str, steps: int, **cfg) -> torch.Tensor:
         streams.append(TaskStream(d.train_x, d.train_y, s, 8, (0, s.name, "train"), "cpu"))
     entry = METHODS.get(name)
     method = entry.build(entry.config(**cfg))
-    method.setup(pop)
+    method.setup(pop, steps)
     for step in range(1, steps + 1):
         for learner, s in zip(pop.learners, streams):
             x, y = s.batch(step)

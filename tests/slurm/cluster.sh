@@ -71,8 +71,9 @@ AccountingStorageType=accounting_storage/none
 MpiDefault=none
 MailProg=/bin/true
 SchedulerType=sched/backfill
-# Re-scan pending jobs every 2 s (default 30 s), so requeued jobs restart quickly.
-SchedulerParameters=bf_interval=2
+# Run the main scheduler every 2 s (default 60 s): a requeued job becomes eligible
+# only after cred_expire, and would otherwise wait for the next periodic pass.
+SchedulerParameters=sched_interval=2
 # CR_CPU: memory is not a consumable, so jobs without --mem don't each claim the
 # whole node's memory (which would serialize job arrays).
 SelectType=select/cons_tres

@@ -1,0 +1,22 @@
+"""One rank of a self-spawned multi-process run: ``python -m benchmark.worker <config.yaml>``.
+
+``benchmark.distributed.spawn`` starts these with RANK / WORLD_SIZE / MASTER_* set;
+the config is the parent's resolved config, so every rank runs exactly the same one.
+"""
+from __future__ import annotations
+
+import sys
+
+from omegaconf import OmegaConf
+
+from benchmark.config import from_container
+
+
+def main(path: str) -> None:
+    from benchmark.run import execute
+
+    execute(from_container(OmegaConf.to_container(OmegaConf.load(path))))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,89 @@
+"""Registry-driven: every registered method runs on the toy suite end to end, and the
+equivalences that pin the baselines to each other hold on phi_final."""
+import dataclasses
+
+import pytest
+import torch
+
+from benchmark.models import flat_params
+from benchmark.run import execute
+from benchmark.train import build_body, initial_body
+from helpers import make_config
+from methods.base import METHODS
+
+# Test settings per method: a method without an entry fails test_every_method_has_settings.
+SETTINGS = {
+    "ours": ["method.reset_every=5"],
+    "reptile": ["method.reset_every=5"],
+    "fomaml": ["method.reset_every=5"],
+    "fomaml_pp": ["method.reset_every=5"],
+    "multitask": [],
+    "finetune": [],
+    "scratch": [],
+}
+
+
+def test_every_method_has_settings():
+    assert set(METHODS) == set(SETTINGS), "add test settings for every registered method"
+
+
+def test_every_method_has_a_docstring_and_display_name():
+    for name in METHODS:
+        entry = METHODS.get(name)
+        assert entry.display
+        module = __import__(entry.build.__module__, fromlist=["_"])
+        assert module.__doc__ and len(module.__doc__) > 80, f"{name}: the file must open with its paper and rule"
+
+
+def phi_vector(run, cfg) -> torch.Tensor:
+    body = build_body(cfg, 1)
+    body.load_state_dict(run.load_phi("final"))  # strict: a complete body state dict
+    return flat_params(body)
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_method_runs_on_toy(name, tmp_path):
+    cfg = make_config("suite=toy", f"method={name}", f"results_dir={tmp_path}", "train.steps=10",
+                      *SETTINGS[name])
+    run = execute(cfg, progress=False)
+    assert run.done
+    summary = run.summary()
+    assert all(0 <= a <= 1 for a in summary["target_accuracy"].values())
+    phi = phi_vector(run, cfg)
+    assert torch.isfinite(phi).all()
+    if METHODS.get(name).build.meta_trains:
+        losses = [r["loss"] for r in run.read("metrics")]
+        assert losses and all(torch.isfinite(torch.tensor(losses)))
+        assert summary["inner_steps"] == 10 * 4
+        assert not torch.equal(phi, flat_params(initial_body(cfg, 1))), "meta-training must move phi"
+
+
+ONE_TASK = ["suite=toy", "suite.sources=[toy_c]", "train.steps=10"]
+
+
+def final_phi(tmp_path, *overrides):
+    cfg = make_config(*ONE_TASK, f"results_dir={tmp_path}", *overrides)
+    return phi_vector(execute(cfg, progress=False), cfg), cfg
+
+
+def test_one_task_reptile_equals_multitask_equals_finetune(tmp_path):
+    reptile, _ = final_phi(tmp_path, "method=reptile", "method.meta_lr=1", "method.reset_every=10")
+    multitask, _ = final_phi(tmp_path, "method=multitask")
+    finetune, _ = final_phi(tmp_path, "method=finetune")
+    torch.testing.assert_close(multitask, reptile, atol=1e-6, rtol=0)
+    torch.testing.assert_close(finetune, reptile, atol=1e-6, rtol=0)
+
+
+def test_scratch_is_phi0(tmp_path):
+    phi, cfg = final_phi(tmp_path, "method=scratch")
+    assert torch.equal(phi, flat_params(initial_body(cfg, 1)))
+
+
+WITH_META_LR = [n for n in METHODS if "meta_lr" in {f.name for f in dataclasses.fields(METHODS.get(n).config)}]
+
+
+@pytest.mark.parametrize("name", WITH_META_LR)
+def test_meta_lr_zero_leaves_phi_at_phi0(name, tmp_path):
+    phi, cfg = final_phi(tmp_path, f"method={name}", "method.meta_lr=0", "method.reset_every=5",
+                         "method.aggregate_every=1")
+    assert torch.equal(phi, flat_params(initial_body(cfg, 1)))

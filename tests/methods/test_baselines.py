@@ -1,0 +1,150 @@
+"""FOMAML, FOMAML++, multi-task and fine-tuning policies against hand-computed numbers,
+and our FOMAML meta-gradient against learn2learn's first-order MAML."""
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from benchmark.data import generator
+from benchmark.models import ConvNet, flat_params
+from benchmark.population import Population
+from methods.base import METHODS
+from test_update_rules import hand_population
+
+MOVES = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+
+
+def build(name, **cfg):
+    entry = METHODS.get(name)
+    return entry.build(entry.config(**cfg))
+
+
+@pytest.mark.parametrize("name,shift", [("fomaml", False), ("fomaml_pp", True)])
+def test_fomaml_by_hand(name, shift):
+    """Validation gradients are stubbed: the policy must apply phi <- phi - beta * g every
+    aggregate_every steps, shift by the same Delta only for FOMAML++, and reset at K."""
+    method = build(name, meta_lr=0.5, reset_every=2, aggregate_every=1)
+    pop = hand_population()
+    grads = iter([torch.tensor([2.0, -2.0]), torch.tensor([0.0, 4.0]), torch.tensor([1.0, 1.0])])
+    pop.val_grad = lambda batches: next(grads)
+    pop.val_batches = None
+    method.setup(pop, 3)
+    trace = []
+    for step in (1, 2, 3):
+        pop.theta += MOVES
+        method.after_step(step, pop)
+        trace.append((pop.phi.tolist(), pop.theta.tolist()))
+    # step 1: phi = 0 - 0.5 * (2, -2) = (-1, 1); Delta = (-1, 1)
+    t1 = [[0.0, 1.0], [-1.0, 3.0]] if shift else [[1.0, 0.0], [0.0, 2.0]]
+    assert trace[0] == ([-1.0, 1.0], t1)
+    # step 2: phi = (-1, 1) - 0.5 * (0, 4) = (-1, -1); then reset to phi
+    assert trace[1] == ([-1.0, -1.0], [[-1.0, -1.0], [-1.0, -1.0]])
+    # step 3: thetas (0, -1), (-1, 1); phi = (-1, -1) - 0.5 * (1, 1) = (-1.5, -1.5); Delta = (-0.5, -0.5)
+    t3 = [[-0.5, -1.5], [-1.5, 0.5]] if shift else [[0.0, -1.0], [-1.0, 1.0]]
+    assert trace[2] == ([-1.5, -1.5], t3)
+
+
+def test_fomaml_adam_meta_optimizer_by_hand():
+    """Adam's first step is lr * sign(g) (bias-corrected m / sqrt(v))."""
+    method = build("fomaml", meta_lr=0.1, reset_every=4, aggregate_every=1, meta_optimizer="adam")
+    pop = hand_population()
+    pop.val_grad = lambda batches: torch.tensor([3.0, -0.5])
+    pop.val_batches = None
+    method.setup(pop, 1)
+    method.after_step(1, pop)
+    torch.testing.assert_close(pop.phi, torch.tensor([-0.1, 0.1]), atol=1e-6, rtol=0)
+
+
+def test_multitask_by_hand():
+    """Bodies and their momentum are averaged every step: one SGD step on the mean gradient."""
+    method = build("multitask")
+    pop = hand_population()
+    method.setup(pop, 1)
+    pop.M[:4] = torch.tensor([1.0, 2.0, 3.0, 6.0])  # body momentum rows (1, 2) and (3, 6)
+    pop.theta += MOVES
+    method.after_step(1, pop)
+    assert pop.phi.tolist() == [0.5, 1.0]
+    assert pop.theta.tolist() == [[0.5, 1.0], [0.5, 1.0]]
+    assert pop.M[:4].tolist() == [2.0, 4.0, 2.0, 4.0]
+
+
+def test_multitask_step_is_sgd_on_mean_gradient():
+    """Two learners with different batches, averaged, equal one SGD step of a single body on
+    the mean of their body gradients (momentum, weight decay, two steps)."""
+    torch.manual_seed(0)
+    body = ConvNet(1, 4)
+    pop = Population(body, flat_params(body), [3, 3], [generator("h", i) for i in range(2)], inner_lr=0.1,
+                     momentum=0.9, weight_decay=1e-3)
+    ref_body = copy.deepcopy(body)
+    heads = [copy.deepcopy(l.head) for l in pop.learners]
+    opts = [torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3) for m in [ref_body, *heads]]
+    method = build("multitask")
+    method.setup(pop, 2)
+    batches = [(torch.randn(6, 1, 12, 12), torch.randint(0, 3, (6,))) for _ in range(4)]
+    for step in (1, 2):
+        for o in opts:
+            o.zero_grad()
+        # reference: the body follows the mean of the task losses, each head its own loss
+        total = 0
+        for i, learner in enumerate(pop.learners):
+            x, y = batches[2 * (step - 1) + i]
+            F.cross_entropy(learner(x), y).backward()
+            total = total + F.cross_entropy(heads[i](ref_body(x)), y) / 2
+        total.backward()
+        for h in heads:
+            for p in h.parameters():
+                p.grad *= 2
+        for o in opts:
+            o.step()
+        pop.inner_step()
+        method.after_step(step, pop)
+    torch.testing.assert_close(pop.phi, flat_params(ref_body), atol=1e-6, rtol=0)
+
+
+def test_finetune_takes_the_largest_source_and_the_full_budget():
+    method = build("finetune")
+    assert method.sources(["a", "b", "c"], {"a": 10, "b": 30, "c": 30}) == ["b"]
+    assert method.steps(100, 8) == 800
+    named = build("finetune", source="a", steps=7)
+    assert named.sources(["a", "b"], {"a": 1, "b": 2}) == ["a"] and named.steps(100, 8) == 7
+
+
+def test_finetune_copies_the_body_at_the_last_step_only():
+    method = build("finetune")
+    pop = hand_population()
+    method.setup(pop, 2)
+    pop.theta += MOVES
+    method.after_step(1, pop)
+    assert pop.phi.tolist() == [0.0, 0.0]
+    method.after_step(2, pop)
+    assert pop.phi.tolist() == [0.5, 1.0]
+
+
+def test_fomaml_gradient_matches_learn2learn_first_order_maml():
+    """One inner SGD step on a support batch, then the query-batch gradient: our
+    population's val_grad must equal learn2learn's MAML(first_order=True)
+    clone -> adapt -> query-loss backward gradient on the body."""
+    l2l = pytest.importorskip("learn2learn")
+    torch.manual_seed(0)
+    body = ConvNet(1, 4)
+    pop = Population(body, flat_params(body), [5], [generator("h")], inner_lr=0.1, momentum=0.0,
+                     weight_decay=0.0)
+    support = (torch.randn(10, 1, 12, 12), torch.randint(0, 5, (10,)))
+    query = (torch.randn(10, 1, 12, 12), torch.randint(0, 5, (10,)))
+
+    model = copy.deepcopy(pop.learners[0])  # same body and head values, ordinary tensors
+    for p in model.parameters():
+        p.data = p.data.clone()
+        p.grad = None
+    maml = l2l.algorithms.MAML(model, lr=0.1, first_order=True)
+    learner = maml.clone()
+    learner.adapt(F.cross_entropy(learner(support[0]), support[1]))
+    F.cross_entropy(learner(query[0]), query[1]).backward()
+    expected = torch.cat([p.grad.reshape(-1) for p in model.body.parameters()])
+
+    F.cross_entropy(pop.learners[0](support[0]), support[1]).backward()
+    pop.inner_step()
+    ours = pop.val_grad(lambda i: query)
+    assert expected.abs().max() > 1e-3
+    torch.testing.assert_close(ours, expected, atol=1e-6, rtol=0)
