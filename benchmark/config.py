@@ -81,9 +81,11 @@ class RunnerConfig:
 @dataclass
 class CheckpointConfig:
     phi_every: int = 0  # also save phi every this many steps (0: only the end)
+    every: int = 0  # save a resumable checkpoint every this many steps (0: only on SIGTERM/SIGUSR2)
 
     def __post_init__(self) -> None:
         require(self.phi_every >= 0, "checkpoint.phi_every", f"must be >= 0, got {self.phi_every}")
+        require(self.every >= 0, "checkpoint.every", f"must be >= 0, got {self.every}")
 
 
 @dataclass

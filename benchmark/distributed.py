@@ -49,6 +49,10 @@ class Collective:
         """Every process's metric rows, on rank 0 (other ranks get their own back)."""
         return rows
 
+    def any(self, flag: bool) -> bool:
+        """True on every process if ``flag`` is true on any."""
+        return flag
+
     def barrier(self) -> None:
         pass
 
@@ -57,8 +61,8 @@ class Collective:
 
 
 class ProcessGroup(Collective):
-    def __init__(self, rank: int, world_size: int):
-        self.rank, self.world_size = rank, world_size
+    def __init__(self, rank: int, world_size: int, device: torch.device):
+        self.rank, self.world_size, self.device = rank, world_size, device
 
     def all_sum(self, buf):
         dist.all_reduce(buf)
@@ -68,6 +72,11 @@ class ProcessGroup(Collective):
         out = [None] * self.world_size if self.rank == 0 else None
         dist.gather_object(rows, out, dst=0)
         return [r for part in out for r in part] if self.rank == 0 else rows
+
+    def any(self, flag):
+        buf = torch.tensor([float(flag)], device=self.device)
+        dist.all_reduce(buf)
+        return bool(buf.item())
 
     def barrier(self):
         dist.barrier()
@@ -125,7 +134,7 @@ def connect(world_size: int, device: torch.device, timeout_s: float) -> Collecti
         torch.cuda.set_device(device)
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=place.rank, world_size=world_size,
                             timeout=datetime.timedelta(seconds=timeout_s))
-    return ProcessGroup(place.rank, world_size)
+    return ProcessGroup(place.rank, world_size, device)
 
 
 def injected_fault(rank: int) -> int | None:

@@ -38,7 +38,7 @@ def runner_seconds(overrides: list[str], data, device) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         cfg.results_dir = tmp
         run = RunDir(OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True))
-        run.start()
+        run.start(1)
         return meta_train(cfg, run, data, device, progress=False)["wall_seconds"]
 
 

@@ -58,9 +58,13 @@ def execute(cfg: Config, progress: bool = True) -> RunDir:
     collective = distributed.connect(cfg.runner.world_size, device, cfg.runner.timeout)
     try:
         if collective.rank == 0:
-            run.start()
+            run.start(cfg.runner.world_size)
         collective.barrier()
-        result = meta_train(cfg, run, data, device, collective, progress=progress and collective.rank == 0)
+        resume = run.resume_step(cfg.runner.world_size)
+        if resume and collective.rank == 0:
+            print(f"resuming {run.path} from step {resume}")
+        result = meta_train(cfg, run, data, device, collective, progress=progress and collective.rank == 0,
+                            resume_step=resume)
         if collective.rank == 0:
             finish(cfg, run, data, device, result, progress)
     finally:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import signal
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,46 @@ def git_commit() -> str:
         return "unknown"
 
 
+class StopRequest:
+    """SIGTERM / SIGUSR2 (SLURM's preemption and time-limit signals) ask the loop to stop.
+
+    The handler only sets a flag: the loop finishes its step, writes a resumable
+    checkpoint, then hands the signal to the previous handler (submitit's, which
+    requeues the job) or exits with 128 + signal."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR2)
+
+    def __init__(self):
+        self.requested: int | None = None
+        self._previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+
+    def __enter__(self) -> "StopRequest":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.restore()
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = signum
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+    def stop(self) -> None:
+        sig = self.requested or signal.SIGTERM  # another rank was signalled
+        previous = self._previous.get(sig)
+        self.restore()
+        print(f"signal {signal.Signals(sig).name}: checkpoint written, stopping", flush=True)
+        if callable(previous):
+            previous(sig, None)
+        raise SystemExit(128 + sig)
+
+
 class RunDir:
     def __init__(self, config: dict):
         self.config = config
@@ -61,12 +103,46 @@ class RunDir:
     def done(self) -> bool:
         return (self.path / "done").exists()
 
-    def start(self) -> None:
-        """A fresh folder: an unfinished earlier attempt is cleared, never mixed in."""
+    def start(self, world_size: int) -> int:
+        """Prepare the folder; return the step to resume from (0: a fresh start).
+
+        An unfinished earlier attempt resumes from its last complete checkpoint if it
+        ran with the same world size; otherwise it is cleared, never mixed in. Metric
+        rows logged after that checkpoint are dropped: the resumed run logs them again."""
+        step = self.resume_step(world_size)
+        if step:
+            keep = [r for r in self.read("metrics") if r["step"] <= step]
+            atomic.write_text(self.path / "metrics.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in keep))
+            return step
         if self.path.exists():
             shutil.rmtree(self.path)
         self.checkpoints.mkdir(parents=True)
         atomic.write_text(self.path / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(self.config)))
+        return 0
+
+    # ---- resumable checkpoints: one file per rank, then a pointer that commits them ----
+    def resume_step(self, world_size: int) -> int:
+        pointer = self.checkpoints / "resume.json"
+        if self.done or not pointer.exists():
+            return 0
+        latest = json.loads(pointer.read_text())
+        return latest["step"] if latest["world_size"] == world_size else 0
+
+    def _state_path(self, step: int, rank: int) -> Path:
+        return self.checkpoints / f"state_{step}_rank{rank}.pt"
+
+    def save_state(self, step: int, collective, state: dict) -> None:
+        atomic.torch_save(state, self._state_path(step, collective.rank))
+        collective.barrier()  # every rank's file exists before the pointer names it
+        if collective.rank == 0:
+            atomic.write_json(self.checkpoints / "resume.json", {"step": step, "world_size": collective.world_size})
+            for old in self.checkpoints.glob("state_*_rank*.pt"):
+                if not old.name.startswith(f"state_{step}_"):
+                    old.unlink(missing_ok=True)
+        collective.barrier()
+
+    def load_state(self, step: int, rank: int) -> dict:
+        return torch.load(self._state_path(step, rank), weights_only=False)
 
     def log(self, name: str, rows: list[dict[str, Any]]) -> None:
         """Append rows to ``<name>.jsonl`` (rewritten atomically: whole lines or nothing)."""
@@ -87,6 +163,8 @@ class RunDir:
     def finish(self, summary: dict) -> None:
         atomic.write_json(self.path / "summary.json", summary)
         atomic.write_text(self.path / "done", "")
+        for path in [*self.checkpoints.glob("state_*_rank*.pt"), self.checkpoints / "resume.json"]:
+            path.unlink(missing_ok=True)  # resumable state is dead weight once done
 
     def summary(self) -> dict:
         return json.loads((self.path / "summary.json").read_text())

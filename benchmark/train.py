@@ -18,7 +18,7 @@ from benchmark.data import TaskStream, generator, split_train_val
 from benchmark.distributed import Collective, injected_fault
 from benchmark.models import MODELS, flat_params
 from benchmark.population import Population
-from benchmark.storage import RunDir
+from benchmark.storage import RunDir, StopRequest
 from methods.base import METHODS, Method
 from tasks.registry import TASKS, Splits
 
@@ -60,7 +60,9 @@ def meta_train(
     device: torch.device,
     collective: Collective | None = None,
     progress: bool = True,
+    resume_step: int = 0,
 ) -> dict:
+    """Meta-train phi; from ``resume_step``'s checkpoint when it is > 0 (bit-identical on CPU)."""
     collective = collective or Collective()
     method: Method = METHODS.get(cfg.method.name).build(cfg.method)
     channels = TASKS.get(cfg.suite.sources[0]).channels
@@ -99,35 +101,50 @@ def meta_train(
     # Running sums of loss and correct predictions per learner, kept on the device so
     # the hot loop never waits for it; read once per log interval.
     stats = torch.zeros(len(specs), 2, device=device)
-    last_log = 0
-    bar = tqdm(range(1, steps + 1), desc=f"meta-train {cfg.method.name}", disable=not progress,
-               dynamic_ncols=True, mininterval=1.0)
-    fault = injected_fault(collective.rank)
-    for step in bar:
-        pop.step = step
-        if step == fault:
-            raise RuntimeError(f"injected fault at step {step} on rank {collective.rank} (LSML_FAULT)")
-        for i, (learner, stream) in enumerate(zip(pop.learners, streams)):
-            x, y = stream.batch(step)
-            logits = learner(x)
-            loss = F.cross_entropy(logits, y)
-            loss.backward()
-            stats[i, 0] += loss.detach()
-            stats[i, 1] += (logits.argmax(1) == y).sum()
-        pop.inner_step()
-        method.after_step(step, pop)
+    last_log, wall_before = 0, 0.0
+    if resume_step:
+        state = run.load_state(resume_step, collective.rank)
+        pop.load_state_dict(state["population"])
+        method.load_state_dict(state["method"])
+        stats.copy_(state["stats"])
+        last_log, wall_before = state["last_log"], state["wall_seconds"]
+    start -= wall_before
+    with StopRequest() as stop:
+        bar = tqdm(range(resume_step + 1, steps + 1), initial=resume_step, total=steps, dynamic_ncols=True,
+                   desc=f"meta-train {cfg.method.name}", disable=not progress, mininterval=1.0)
+        fault = injected_fault(collective.rank)
+        for step in bar:
+            pop.step = step
+            if step == fault:
+                raise RuntimeError(f"injected fault at step {step} on rank {collective.rank} (LSML_FAULT)")
+            for i, (learner, stream) in enumerate(zip(pop.learners, streams)):
+                x, y = stream.batch(step)
+                logits = learner(x)
+                loss = F.cross_entropy(logits, y)
+                loss.backward()
+                stats[i, 0] += loss.detach()
+                stats[i, 1] += (logits.argmax(1) == y).sum()
+            pop.inner_step()
+            method.after_step(step, pop)
 
-        if step % cfg.train.log_every == 0 or step == steps:
-            rows = _metric_rows(stats / (step - last_log), local, step, len(sources), time.perf_counter() - start,
-                               cfg.train.batch_size)
-            rows = collective.gather_rows(rows)
-            if collective.rank == 0:
-                run.log("metrics", rows)
-                bar.set_postfix(loss=f"{sum(r['loss'] for r in rows) / len(rows):.3f}")
-            stats.zero_()
-            last_log = step
-        if step in save_at and collective.rank == 0:
-            run.save_phi(phi_state(body, pop.phi), "final" if step == steps else step)
+            if step % cfg.train.log_every == 0 or step == steps:
+                rows = _metric_rows(stats / (step - last_log), local, step, len(sources), time.perf_counter() - start,
+                                   cfg.train.batch_size)
+                rows = collective.gather_rows(rows)
+                if collective.rank == 0:
+                    run.log("metrics", rows)
+                    bar.set_postfix(loss=f"{sum(r['loss'] for r in rows) / len(rows):.3f}")
+                stats.zero_()
+                last_log = step
+            if step in save_at and collective.rank == 0:
+                run.save_phi(phi_state(body, pop.phi), "final" if step == steps else step)
+            stopping = collective.any(stop.requested is not None)  # every rank stops at the same step
+            if (cfg.checkpoint.every and step % cfg.checkpoint.every == 0 and step < steps) or stopping:
+                state = {"population": pop.state_dict(), "method": method.state_dict(), "stats": stats,
+                         "last_log": last_log, "wall_seconds": time.perf_counter() - start}
+                run.save_state(step, collective, state)
+                if stopping:
+                    stop.stop()
     return {"inner_steps": steps * len(sources), "wall_seconds": time.perf_counter() - start}
 
 

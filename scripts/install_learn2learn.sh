@@ -5,9 +5,10 @@
 # by an old Cython that don't compile against the 3.11 C API, and it depends on qpth,
 # which no longer builds. So: fetch the sdist, regenerate the .c files from the .pyx
 # sources with a current Cython, and install without deps. Its remaining runtime deps
-# (numpy, scipy, requests, tqdm, torch, torchvision) come from the project's own deps;
+# (numpy, scipy, requests, tqdm, torch, torchvision) are the project's own deps;
 # gym is installed here because `import learn2learn` imports it at top level.
-# qpth and gsutil are deliberately not installed (only used by optional features).
+# qpth and gsutil are deliberately not installed (only used by optional features:
+# MetaOptNet's QP layer and the QuickDraw download).
 set -euo pipefail
 
 VENV_DIR="${1:?usage: $0 VENV_DIR}"
@@ -37,6 +38,10 @@ trap 'rm -rf "$BUILD_DIR"' EXIT
 "$PY" -m pip download -q --no-deps --no-binary :all: -d "$BUILD_DIR" learn2learn==0.2.0
 tar -xzf "$BUILD_DIR"/learn2learn-0.2.0.tar.gz -C "$BUILD_DIR"
 SRC="$BUILD_DIR/learn2learn-0.2.0"
+
+# Drop qpth/gsutil from install_requires too, so the installed metadata is
+# consistent and `pip check` / later pip runs don't report them missing.
+sed -i "/'gsutil',/d; /'qpth>=0.0.15',/d" "$SRC/setup.py"
 
 # Regenerate the stale C sources with the venv's current Cython.
 for pyx in meta_dataset task_dataset transforms; do

@@ -1,0 +1,231 @@
+"""Read run folders into tidy DataFrames: one row per run x target, per curve point, per log row.
+
+A run folder (see ``benchmark/storage.py``) is complete when its ``done`` marker
+exists; incomplete folders are skipped and reported, never half-read. Everything the
+tables and figures show is computed from the frames built here, so each number traces
+back to ``runs.csv`` (final accuracies) or ``curves.csv`` (accuracy along meta-training).
+
+Runs of one method that differ in a swept hyperparameter (say ``method.reset_every``)
+are different *variants*; the ``variant`` column names what sets them apart within
+their method ("K=5"), and tables and figures keep variants apart.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+import methods  # noqa: F401  (registers every method, for row order and display names)
+from methods.base import METHODS, display_name
+
+# Config keys that never define a hyperparameter setting: where files go, how processes
+# are laid out (storage.NOT_IDENTITY), the seed (what we average over), the suite's task
+# lists (the table's columns), and what is logged or saved along the way, which leaves
+# the final phi unchanged.
+NOT_SWEPT_PREFIXES = (
+    "results_dir", "data.root", "data.cache_dir", "data.download", "runner.",
+    "seed", "method.name", "suite.", "metatest.at_steps", "checkpoint.", "train.log_every",
+)
+# Shown even when constant, because every reader of a table asks for them.
+ALWAYS_SHOWN = ("method.meta_lr", "method.reset_every")
+# Short names for variant labels; other keys use their last dotted component.
+SHORT_NAMES = {"method.reset_every": "K"}
+
+ID_COLUMNS = ["method", "display", "variant", "suite", "seed"]
+
+
+@dataclass
+class Collection:
+    """All complete runs under one results directory, as tidy frames."""
+
+    runs: pd.DataFrame  # runs.csv: run x target, final phi
+    curves: pd.DataFrame  # curves.csv: run x target x phi step
+    training: pd.DataFrame  # training.csv: run x logged step x source task
+    swept: list[str]  # the hyperparameter columns of runs.csv
+    incomplete: list[str] = field(default_factory=list)  # run folders without ``done``
+
+
+def method_order(names: list[str]) -> list[str]:
+    """Registry order first; unknown methods after them, alphabetically."""
+    known = [n for n in METHODS.names() if n in names]
+    return known + sorted(set(names) - set(known))
+
+
+def find_run_dirs(root: Path) -> tuple[list[Path], list[Path]]:
+    """Every folder holding a ``config.yaml`` or ``summary.json``, split into (complete, incomplete)."""
+    folders = sorted({p.parent for pattern in ("config.yaml", "summary.json") for p in root.rglob(pattern)})
+    complete = [f for f in folders if (f / "done").exists()]
+    return complete, [f for f in folders if not (f / "done").exists()]
+
+
+def flatten(config: dict, prefix: str = "") -> dict[str, Any]:
+    """``{"method": {"meta_lr": 0.1}}`` -> ``{"method.meta_lr": 0.1}``; lists become JSON text."""
+    flat = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = json.dumps(value) if isinstance(value, list) else value
+    return flat
+
+
+def swept_keys(configs: list[dict[str, Any]]) -> list[str]:
+    """Flattened keys whose (present) values differ across runs of one suite, plus ALWAYS_SHOWN."""
+    keys: dict[str, set] = {}
+    for flat in configs:
+        for key, value in flat.items():
+            keys.setdefault(key, set()).add(json.dumps(value))
+    swept = {k for k, values in keys.items() if len(values) > 1 and not k.startswith(NOT_SWEPT_PREFIXES)}
+    swept |= {k for k in ALWAYS_SHOWN if k in keys}
+    return sorted(swept)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def load_run(folder: Path) -> dict:
+    """One complete run folder as plain data (no checkpoints are read)."""
+    return {
+        "folder": folder,
+        "config": yaml.safe_load((folder / "config.yaml").read_text()),
+        "summary": json.loads((folder / "summary.json").read_text()),
+        "metrics": read_jsonl(folder / "metrics.jsonl"),
+        "metatest": read_jsonl(folder / "metatest.jsonl"),
+    }
+
+
+def inner_steps_per_step(run: dict) -> float:
+    """How many inner steps one phi step stands for: the number of learners the method ran.
+
+    The logged metrics say it exactly (a method may train fewer learners for longer, as
+    fine-tuning does); without them, fall back to summary inner_steps / train.steps."""
+    for row in run["metrics"]:
+        if row.get("step"):
+            return row["inner_steps"] / row["step"]
+    steps = run["config"]["train"]["steps"]
+    return run["summary"]["inner_steps"] / steps if steps else 0.0
+
+
+def variant_label(flat: dict, varying: list[str]) -> str:
+    parts = []
+    for key in varying:
+        name = SHORT_NAMES.get(key, key.rsplit(".", 1)[-1])
+        parts.append(f"{name}={flat.get(key, 'n/a')}")
+    return ", ".join(parts)
+
+
+def _sort_value(value: Any) -> tuple:
+    """Sort numbers numerically and before text; missing values last."""
+    if value is None or (isinstance(value, float) and value != value):
+        return (2, 0, "")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, value, "")
+    return (1, 0, str(value))
+
+
+def _describe(runs: list[dict], root: Path) -> tuple[list[dict], list[str]]:
+    """Per run: its identifying columns (method, variant, swept values...); and the swept keys."""
+    flats = [flatten(r["config"]) for r in runs]
+    swept: set[str] = set()
+    by_suite: dict[str, list[int]] = {}
+    for i, r in enumerate(runs):
+        by_suite.setdefault(r["summary"]["suite"], []).append(i)
+    infos: list[dict] = [{} for _ in runs]
+    for idx in by_suite.values():
+        keys = swept_keys([flats[i] for i in idx])
+        swept |= set(keys)
+        by_method: dict[str, list[int]] = {}
+        for i in idx:
+            by_method.setdefault(runs[i]["summary"]["method"], []).append(i)
+        for members in by_method.values():
+            # Within a method, only the keys that change between its runs name a variant.
+            varying = [k for k in keys if len({json.dumps(flats[i].get(k)) for i in members}) > 1]
+            for i in members:
+                s = runs[i]["summary"]
+                infos[i] = {
+                    "method": s["method"], "display": display_name(s["method"]),
+                    "variant": variant_label(flats[i], varying), "suite": s["suite"], "seed": s["seed"],
+                    **{k: flats[i].get(k) for k in keys},
+                    "_sort": tuple(_sort_value(flats[i].get(k)) for k in varying),
+                    "config_hash": s.get("run_id") or runs[i]["folder"].name,
+                    "run_dir": runs[i]["folder"].relative_to(root).as_posix(),
+                }
+    return infos, sorted(swept)
+
+
+def collect(root: str | Path) -> Collection:
+    """Every complete run under ``root`` as runs / curves / training frames."""
+    root = Path(root)
+    complete, incomplete = find_run_dirs(root)
+    runs = [load_run(f) for f in complete]
+    infos, swept = _describe(runs, root)
+    id_cols = ID_COLUMNS + swept
+    run_rows, curve_rows, train_rows = [], [], []
+    for run, info in zip(runs, infos):
+        s = run["summary"]
+        ident = {k: info.get(k) for k in id_cols}
+        tail = {"config_hash": info["config_hash"], "run_dir": info["run_dir"]}
+        for target, acc in s["target_accuracy"].items():
+            run_rows.append({**ident, "target": target, "accuracy": acc, "inner_steps": s["inner_steps"],
+                             "wall_seconds": s["wall_seconds"], "git_commit": s.get("git_commit", "unknown"),
+                             **tail, "_sort": info["_sort"]})
+        per_step = inner_steps_per_step(run)
+        for row in run["metatest"]:
+            final = row["phi_step"] == "final"
+            inner = s["inner_steps"] if final else row["phi_step"] * per_step
+            curve_rows.append({**ident, "target": row["target"], "phi_step": str(row["phi_step"]),
+                               "inner_steps": inner, "accuracy": row["accuracy"], **tail, "_sort": info["_sort"]})
+        for row in run["metrics"]:
+            train_rows.append({**ident, "step": row["step"], "inner_steps": row["inner_steps"],
+                               "wall_seconds": row.get("wall_seconds"), "task": row["task"],
+                               "loss": row["loss"], "acc": row.get("acc"), **tail, "_sort": info["_sort"]})
+    return Collection(
+        runs=_ordered(_frame(run_rows, swept), []),  # targets stay in suite order
+        curves=_ordered(_frame(curve_rows, swept), ["inner_steps"]),
+        training=_ordered(_frame(train_rows, swept), ["step", "task"]),
+        swept=swept,
+        incomplete=[f.relative_to(root).as_posix() for f in incomplete],
+    )
+
+
+def _frame(rows: list[dict], swept: list[str]) -> pd.DataFrame:
+    """Swept values keep their type where some runs lack the key (K=5 stays 5, not 5.0)."""
+    df = pd.DataFrame(rows)
+    if not df.empty and swept:
+        df[swept] = df[swept].convert_dtypes()
+    return df
+
+
+def _ordered(df: pd.DataFrame, within: list[str]) -> pd.DataFrame:
+    """Suite, registry order of methods, variant values, seed, then ``within``; a clean index."""
+    if df.empty:
+        return df
+    order = {m: i for i, m in enumerate(method_order(list(df["method"].unique())))}
+    df = df.assign(_m=df["method"].map(order))
+    df = df.sort_values(["suite", "_m", "_sort", "seed", *within], kind="stable")
+    return df.drop(columns=["_m", "_sort"]).reset_index(drop=True)
+
+
+def row_labels(df: pd.DataFrame) -> pd.Series:
+    """A table row / legend entry: "CTS (ours)", or "CTS (ours), K=5" when a method has variants."""
+    variant = df["variant"].fillna("").astype(str)
+    return df["display"].where(variant == "", df["display"] + ", " + variant)
+
+
+def per_run_curves(curves: pd.DataFrame, targets: list[str] | None = None) -> pd.DataFrame:
+    """Per run (row, seed) and phi step: inner steps and accuracy in percent, averaged over
+    ``targets`` (NaN when a run lacks one of them: a mean over fewer targets would not compare)."""
+    df = curves.assign(row=row_labels(curves), accuracy=100 * curves["accuracy"])
+    keys = ["row", "method", "seed", "phi_step"]
+    targets = targets if targets is not None else list(pd.unique(df["target"]))
+    wide = df.pivot_table(index=keys, columns="target", values="accuracy", aggfunc="mean")
+    wide = wide.reindex(columns=targets)
+    out = wide.mean(axis=1, skipna=False).rename("accuracy").reset_index()
+    steps = df.groupby(keys)["inner_steps"].mean().rename("inner_steps")
+    return out.join(steps, on=keys)

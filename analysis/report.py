@@ -1,0 +1,151 @@
+"""``python -m analysis.report <results dir> [--out DIR]``: tables, figures and CSVs from run folders.
+
+Reads every complete run folder under the results directory (incomplete ones, without
+``done``, are skipped and listed), writes ``runs.csv``, ``curves.csv``, ``training.csv``,
+the figures (PNG + PDF), the LaTeX tables and ``summary.md`` into a temporary folder,
+and only then swaps it in for the old report, so a report folder is always whole.
+
+Tables are computed from ``runs.csv`` / ``curves.csv`` as read back from disk, so every
+number in them traces to those files. With several suites, each suite's files carry a
+``_<suite>`` suffix.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from analysis import plots, tables
+from analysis.collect import Collection, collect
+
+CSV_OPTIONS = {"keep_default_na": False, "na_values": [""]}  # a target named "NA" stays a name
+MARKER = "summary.md"  # a folder holding it is a report this command may replace
+
+
+def write_csvs(collection: Collection, out: Path) -> dict[str, pd.DataFrame]:
+    """Write the tidy CSVs and read them back: the tables are built from exactly these bytes."""
+    frames = {"runs": collection.runs, "curves": collection.curves, "training": collection.training}
+    back = {}
+    for name, df in frames.items():
+        if df.empty:
+            continue
+        df.to_csv(out / f"{name}.csv", index=False)
+        back[name] = pd.read_csv(out / f"{name}.csv", **CSV_OPTIONS)
+    return back
+
+
+def suite_section(suite: str, frames: dict[str, pd.DataFrame], swept: list[str], style, out: Path,
+                  suffix: str) -> list[str]:
+    """One suite's tables and figures; returns its Markdown lines."""
+    runs = frames["runs"][frames["runs"]["suite"] == suite]
+    pick = lambda name: frames[name][frames[name]["suite"] == suite] if name in frames else pd.DataFrame()  # noqa: E731
+    curves, training = pick("curves"), pick("training")
+    targets = tables.targets_of(runs)
+
+    accuracy = tables.accuracy_table(runs, suite)
+    steps = tables.steps_to_95(runs, curves, suite)
+    (out / f"accuracy{suffix}.tex").write_text(tables.to_latex(accuracy))
+    (out / f"steps_to_95{suffix}.tex").write_text(tables.to_latex(steps))
+
+    figures = {
+        "Meta-training loss": plots.training_loss(training, style, out, f"training_loss{suffix}"),
+        "Meta-convergence (mean over targets)": plots.metaconvergence(
+            curves, targets, style, out, f"metaconvergence{suffix}"),
+        **{f"Meta-convergence on {t}": plots.metaconvergence(
+            curves, targets, style, out, f"metaconvergence{suffix}_{t}", target=t) for t in targets},
+        "Accuracy vs K": plots.accuracy_vs_k(runs, swept, style, out, f"accuracy_vs_K{suffix}"),
+    }
+    lines = [f"## Suite `{suite}`", "", "### Final meta-test accuracy", "", accuracy.caption, "",
+             tables.to_markdown(accuracy), "", "### Inner steps to 95% of the best", "", steps.caption, "",
+             tables.to_markdown(steps), "", "### Figures", ""]
+    for title, paths in figures.items():
+        if paths:
+            lines.append(f"- [{title}]({paths[0].name}) ([PDF]({paths[1].name}))  ")
+            lines.append(f"  ![{title}]({paths[0].name})")
+        else:
+            lines.append(f"- {title}: not drawn (the runs do not vary what it needs)")
+    return [*lines, ""]
+
+
+def write_report(results: Path, collection: Collection, out: Path) -> None:
+    frames = write_csvs(collection, out)
+    runs = frames["runs"]
+    style = plots.styles(runs)  # one colour per method across suites and figures
+    suites = list(pd.unique(runs["suite"]))
+    n_runs = runs["run_dir"].nunique()
+    lines = ["# lsml-bench report", "",
+             f"From `{results}`: {n_runs} complete runs, {len(collection.incomplete)} incomplete skipped. "
+             "Data: [runs.csv](runs.csv) (final phi, run x target), [curves.csv](curves.csv) "
+             "(accuracy along meta-training), [training.csv](training.csv) (meta-training logs).", ""]
+    for suite in suites:
+        suffix = f"_{suite}" if len(suites) > 1 else ""
+        lines += suite_section(suite, frames, collection.swept, style, out, suffix)
+    lines += ["## Skipped incomplete runs (no `done`)", ""]
+    lines += [f"- `{path}`" for path in collection.incomplete] or ["None."]
+    (out / MARKER).write_text("\n".join(lines) + "\n")
+
+
+def replace_dir(new: Path, out: Path) -> None:
+    """Move ``new`` to ``out``; an old report there is renamed away first, then deleted."""
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        out.rename(old)
+        new.rename(out)
+        shutil.rmtree(old)
+    else:
+        new.rename(out)
+
+
+def duplicates(collection: Collection) -> int:
+    """Runs that share method, variant and seed (say, re-run with other at_steps): averaged."""
+    keys = ["suite", "method", "variant", "seed", "target"]
+    return int(collection.runs.duplicated(keys).sum())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m analysis.report", description=__doc__.splitlines()[0])
+    parser.add_argument("results", type=Path, help="a results directory (searched recursively for run folders)")
+    parser.add_argument("--out", type=Path, help="report folder (default: <results>/report)")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    results = args.results.resolve()
+    out = (args.out or results / "report").resolve()
+    if not results.is_dir():
+        print(f"error: {results} is not a directory", file=sys.stderr)
+        return 2
+    if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
+        print(f"error: {out} exists and is not a report folder; refusing to replace it", file=sys.stderr)
+        return 2
+
+    collection = collect(results)
+    for path in collection.incomplete:
+        print(f"skipped incomplete run (no done): {path}")
+    if collection.runs.empty:
+        print(f"error: no complete run folders under {results}", file=sys.stderr)
+        return 1
+    if n := duplicates(collection):
+        print(f"warning: {n} run x target rows repeat a method/variant/seed; tables average them")
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp's private 0700 would outlive the rename
+    try:
+        write_report(results, collection, tmp)
+        replace_dir(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    n = collection.runs["run_dir"].nunique()
+    print(f"report of {n} runs written to {out} in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Multi-process runs: any world size gives the one-process phi; a failing rank stops the run."""
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from benchmark.distributed import Collective
+from benchmark.run import RunFailed, execute
+from benchmark.train import shard
+from helpers import ROOT, cli, make_config
+
+
+def phi(run) -> torch.Tensor:
+    state = run.load_phi("final")
+    return torch.cat([v.reshape(-1).float() for k, v in state.items() if "running" not in k and "num_batches" not in k])
+
+
+def test_shards_cover_every_task_once_and_unevenly():
+    names = list("abcdefgh")
+    for w in (1, 2, 3, 5, 8):
+        parts = [shard(names, r, w) for r in range(w)]
+        assert sum(parts, []) == names and all(parts)
+    assert [len(shard(list("abcd"), r, 3)) for r in range(3)] == [1, 1, 2]
+
+
+def test_mean_rows_weights_by_row_count():
+    rows = torch.tensor([[1.0, 2.0], [3.0, 6.0], [5.0, 10.0]])
+    assert Collective().mean_rows(rows).tolist() == [3.0, 6.0]
+
+
+@pytest.mark.parametrize("method", ["ours", "reptile", "fomaml", "multitask"])
+def test_world_sizes_give_the_same_phi(method, tmp_path):
+    extra = [] if method == "multitask" else ["method.reset_every=4", "method.aggregate_every=2"]
+    runs = {}
+    for w in (1, 2, 3):
+        cfg = make_config("suite=toy", f"method={method}", f"runner.world_size={w}", *extra,
+                          f"results_dir={tmp_path / str(w)}", "train.steps=12")
+        runs[w] = phi(execute(cfg, progress=False))
+    assert runs[1].abs().sum() > 0
+    for w in (2, 3):
+        torch.testing.assert_close(runs[w], runs[1], atol=1e-6, rtol=0)
+
+
+def test_failing_rank_stops_every_rank_with_its_traceback(tmp_path):
+    env = {**os.environ, "LSML_FAULT": "1:5"}
+    start = time.monotonic()
+    out = subprocess.run([sys.executable, "-m", "benchmark.run", "suite=toy", "runner.world_size=2",
+                          "runner.threads=1", "train.steps=200", f"results_dir={tmp_path}"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    elapsed = time.monotonic() - start
+    assert out.returncode != 0
+    assert elapsed < 60
+    assert "Traceback" in out.stderr and "injected fault at step 5 on rank 1" in out.stderr
+    assert not list(tmp_path.rglob("done"))
+    leftover = subprocess.run(["pgrep", "-f", "benchmark.worker"], capture_output=True, text=True).stdout.split()
+    assert not leftover, f"orphan workers: {leftover}"
+
+
+def test_failing_rank_raises_in_process(tmp_path, monkeypatch):
+    monkeypatch.setenv("LSML_FAULT", "0:3")
+    cfg = make_config("suite=toy", "runner.world_size=2", f"results_dir={tmp_path}")
+    with pytest.raises(RunFailed):
+        execute(cfg, progress=False)
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None and not os.path.exists(os.path.join(os.path.dirname(sys.executable), "torchrun")),
+                    reason="torchrun not installed")
+def test_torchrun_matches_self_spawn(tmp_path):
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    args = ["suite=toy", "runner.world_size=2", "runner.threads=1", "method.reset_every=4"]
+    out = subprocess.run([torchrun, "--nproc_per_node=2", "--standalone",
+                          "-m", "benchmark.run", *args, f"results_dir={tmp_path / 'torchrun'}"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    spawned = cli(*args, f"results_dir={tmp_path / 'spawn'}")
+    assert spawned.returncode == 0, spawned.stderr[-3000:]
+    (a,) = (tmp_path / "torchrun").rglob("phi_final.pt")
+    (b,) = (tmp_path / "spawn").rglob("phi_final.pt")
+    sa, sb = torch.load(a), torch.load(b)
+    for k in sa:
+        torch.testing.assert_close(sa[k], sb[k], atol=1e-6, rtol=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available() or torch.cuda.device_count() < 2, reason="needs 2 CUDA GPUs")
+def test_nccl_on_two_gpus_matches_one_gpu(tmp_path):
+    runs = {}
+    for w in (1, 2):
+        cfg = make_config("suite=toy", f"runner.world_size={w}", "runner.device=auto",
+                          f"results_dir={tmp_path / str(w)}", "train.steps=12", "method.reset_every=4")
+        runs[w] = phi(execute(cfg, progress=False))
+    torch.testing.assert_close(runs[2], runs[1], atol=1e-5, rtol=0)
