@@ -80,3 +80,71 @@ def flat_params(module: nn.Module) -> torch.Tensor:
 
 def num_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+class BasicBlock(nn.Module):
+    """CIFAR ResNet block (He et al. 2016, Sec. 4.2) with the parameter-free "option A"
+    shortcut: stride-2 subsampling plus zero-padded channels."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.stride, self.pad = stride, cout - cin
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        shortcut = x[:, :, :: self.stride, :: self.stride] if self.stride > 1 else x
+        if self.pad:
+            shortcut = nn.functional.pad(shortcut, (0, 0, 0, 0, 0, self.pad))
+        return torch.relu(out + shortcut)
+
+
+class ResNetCifar(nn.Sequential):
+    """ResNet-(6n+2) for small images: 3 stages of n basic blocks at w, 2w, 4w channels."""
+
+    def __init__(self, in_channels: int, n: int = 3, width: int = 16):
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width),
+                                   nn.ReLU(inplace=True)]
+        cin = width
+        for stage, cout in enumerate((width, 2 * width, 4 * width)):
+            for block in range(n):
+                layers.append(BasicBlock(cin, cout, 2 if stage > 0 and block == 0 else 1))
+                cin = cout
+        super().__init__(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.out_features = cin
+
+
+@dataclass
+class ResNet20Config(ModelConfig):
+    name: str = "resnet20"
+    width: int = 16
+
+
+@register_model("resnet20", ResNet20Config)
+def resnet20(cfg: ModelConfig, in_channels: int) -> nn.Module:
+    return ResNetCifar(in_channels, n=3, width=cfg.width)
+
+
+@dataclass
+class ResNet18Config(ModelConfig):
+    name: str = "resnet18"
+    width: int = 64
+
+
+@register_model("resnet18", ResNet18Config)
+def resnet18(cfg: ModelConfig, in_channels: int) -> nn.Module:
+    """torchvision's ResNet-18 with its classifier removed: the body is everything up to
+    the pooled 512-d features. Weights are random (no download): phi_0 is the seed's."""
+    import torchvision
+
+    net = torchvision.models.resnet18(weights=None)
+    require(cfg.width == 64, "model.width", "resnet18 is torchvision's fixed-width network; leave it at 64")
+    if in_channels != 3:
+        net.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
+    net.fc = nn.Identity()
+    net.out_features = 512
+    return net
