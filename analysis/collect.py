@@ -112,11 +112,38 @@ def inner_steps_per_step(run: dict) -> float:
     return run["summary"]["inner_steps"] / steps if steps else 0.0
 
 
+def _key(value: Any) -> str:
+    """A hashable, type-faithful stand-in for a config value (NaN and None alike)."""
+    if value is None or (isinstance(value, float) and value != value) or value is pd.NA:
+        return "null"
+    return json.dumps(value.item() if hasattr(value, "item") else value)
+
+
+def label_keys(keys: list[str], records: list[dict]) -> list[str]:
+    """The keys that name a method's variants: those varying across ``records``, short-named
+    ones (K) first, minus any key that is a one-to-one function of a key already kept
+    (Reptile's aggregate_every follows K by default; "K=5" says it all)."""
+    def values(k: str) -> list[str]:
+        return [_key(r.get(k)) for r in records]
+
+    varying = [k for k in keys if len(set(values(k))) > 1]
+    varying.sort(key=lambda k: (k not in SHORT_NAMES, keys.index(k)))
+    kept: list[str] = []
+    for k in varying:
+        tied = any(len(set(zip(values(j), values(k)))) == len(set(values(j))) == len(set(values(k))) for j in kept)
+        if not tied:
+            kept.append(k)
+    return kept
+
+
 def variant_label(flat: dict, varying: list[str]) -> str:
     parts = []
     for key in varying:
         name = SHORT_NAMES.get(key, key.rsplit(".", 1)[-1])
-        parts.append(f"{name}={flat.get(key, 'n/a')}")
+        value = flat.get(key)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # a CSV column with gaps reads 5 back as 5.0
+        parts.append(f"{name}={'n/a' if _key(value) == 'null' else value}")
     return ", ".join(parts)
 
 
@@ -145,7 +172,7 @@ def _describe(runs: list[dict], root: Path) -> tuple[list[dict], list[str]]:
             by_method.setdefault(runs[i]["summary"]["method"], []).append(i)
         for members in by_method.values():
             # Within a method, only the keys that change between its runs name a variant.
-            varying = [k for k in keys if len({json.dumps(flats[i].get(k)) for i in members}) > 1]
+            varying = label_keys(keys, [flats[i] for i in members])
             for i in members:
                 s = runs[i]["summary"]
                 infos[i] = {

@@ -15,11 +15,12 @@ import matplotlib
 matplotlib.use("Agg")  # files only; never a window
 
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from analysis.collect import method_order, per_run_curves, row_labels, variant_label  # noqa: E402
+from analysis.collect import label_keys, method_order, per_run_curves, row_labels, variant_label  # noqa: E402
 from analysis.stats import mean_ci_frame  # noqa: E402
 
 SIZE = (3.3, 2.5)  # inches: one column
@@ -30,26 +31,33 @@ RC = {
     "grid.linewidth": 0.5, "pdf.fonttype": 42,  # TrueType in the PDF: text stays text
 }
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "h", "<"]
-LINESTYLES = ["-", "--", ":", "-."]
+LINESTYLES = ["-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 2))]
+REFERENCE = (0, (4, 2))  # a method without meta-training: its phi_0 accuracy as a level
 K = "method.reset_every"
+DODGE = 1.04  # x factor between lines at the same K (a ratio, since K is often on a log axis)
 
 
 @dataclass(frozen=True)
 class Style:
     color: tuple
     marker: str
-    linestyle: str
+    linestyle: object
+    method: str  # display name: the colour's legend entry
+    variant: str  # "" or e.g. "K=5": the line style's legend entry
 
 
 def styles(runs: pd.DataFrame) -> dict[str, Style]:
-    """Row label -> style: colour and marker from the method, line style from the variant."""
-    methods = method_order(list(runs["method"].unique()))
-    palette = sns.color_palette("colorblind", 10)
+    """Row label -> style. Colour and marker follow the method (registry position); line style
+    follows the variant text, so "K=5" looks the same for every method that has it."""
+    # Colour-blind palette with its light pink last: it is too close to the purple in 5th place.
+    palette = [sns.color_palette("colorblind", 10)[i] for i in (0, 1, 2, 3, 4, 5, 7, 8, 9, 6)]
+    variants = [v for v in pd.unique(runs["variant"].fillna("").astype(str)) if v]
+    dash = {"": "-", **{v: LINESTYLES[i % len(LINESTYLES)] for i, v in enumerate(variants)}}
     out = {}
-    for i, method in enumerate(methods):
-        variants = list(pd.unique(row_labels(runs[runs["method"] == method])))
-        for j, label in enumerate(variants):
-            out[label] = Style(palette[i % len(palette)], MARKERS[i % len(MARKERS)], LINESTYLES[j % len(LINESTYLES)])
+    for i, method in enumerate(method_order(list(runs["method"].unique()))):
+        sub = runs[runs["method"] == method]
+        for label, display, variant in zip(row_labels(sub), sub["display"], sub["variant"].fillna("").astype(str)):
+            out[label] = Style(palette[i % len(palette)], MARKERS[i % len(MARKERS)], dash[variant], display, variant)
     return out
 
 
@@ -58,13 +66,36 @@ def _figure() -> tuple[plt.Figure, plt.Axes]:
     return fig, fig.add_subplot()
 
 
-def _finish(fig: plt.Figure, ax: plt.Axes, out: Path, stem: str) -> list[Path]:
-    """Legend below the axes (never over the data), then PNG + PDF at the fixed size."""
-    handles, labels = ax.get_legend_handles_labels()
+def _legend(fig: plt.Figure, handles: list, labels: list[str]) -> None:
+    """Below the axes, never over the data; as many columns as the longest label allows."""
     if handles:
-        ncol = 2 if max(len(l) for l in labels) > 16 else 3
-        fig.legend(handles, labels, loc="outside lower center", ncol=ncol, frameon=False,
-                   handlelength=2.2, columnspacing=1.0, handletextpad=0.5, borderaxespad=0.2)
+        ncol = 4 if max(map(len, labels)) <= 12 else 3 if max(map(len, labels)) <= 16 else 2
+        fig.legend(handles, labels, loc="outside lower center", ncol=ncol, frameon=False, handlelength=1.8,
+                   columnspacing=0.9, handletextpad=0.4, borderaxespad=0.1, labelspacing=0.3)
+
+
+def _style_legend(fig: plt.Figure, drawn: list[str], style: dict[str, Style],
+                  reference: frozenset[str] | set[str] = frozenset()) -> None:
+    """One entry per method (colour, marker) and, if variants were drawn, one per variant
+    (grey line style): 7 methods x 3 values of K need 10 entries, not 21."""
+    handles, labels = [], []
+    for row in drawn:
+        s = style[row]
+        if s.method not in labels:
+            flat = row in reference  # a horizontal reference line has no markers
+            handles.append(Line2D([], [], color=s.color, marker=None if flat else s.marker,
+                                  ls=REFERENCE if flat else "-"))
+            labels.append(s.method)
+    variants = list(dict.fromkeys(style[row].variant for row in drawn if style[row].variant))
+    for v in variants:
+        ls = next(style[row].linestyle for row in drawn if style[row].variant == v)
+        handles.append(Line2D([], [], color="0.35", ls=ls))
+        labels.append(v)
+    _legend(fig, handles, labels)
+
+
+def _save(fig: plt.Figure, out: Path, stem: str) -> list[Path]:
+    """PNG + PDF at the fixed size (no tight bbox: the pixel size is part of the contract)."""
     paths = [out / f"{stem}.png", out / f"{stem}.pdf"]
     fig.savefig(paths[0], dpi=DPI)
     fig.savefig(paths[1])
@@ -79,7 +110,7 @@ def _band(ax: plt.Axes, x, mean, hw, style: Style, label: str, log: bool = False
         lo = np.clip(lo, 1e-12, None)
     ax.plot(x, mean, color=style.color, ls=style.linestyle, marker=style.marker, label=label,
             markevery=max(1, len(x) // 8))
-    ax.fill_between(x, lo, mean + hw, color=style.color, alpha=0.18, linewidth=0)
+    ax.fill_between(x, lo, mean + hw, color=style.color, alpha=0.1, linewidth=0)
 
 
 def training_loss(training: pd.DataFrame, style: dict[str, Style], out: Path, stem: str) -> list[Path] | None:
@@ -91,16 +122,19 @@ def training_loss(training: pd.DataFrame, style: dict[str, Style], out: Path, st
     with sns.axes_style("whitegrid"), plt.rc_context(RC):
         fig, ax = _figure()
         lows, highs = [], []
-        for row in [r for r in style if r in set(per_run["row"])]:
+        drawn = [r for r in style if r in set(per_run["row"])]
+        for row in drawn:
             ci = mean_ci_frame(per_run[per_run["row"] == row], ["inner_steps"], "loss").sort_values("inner_steps")
             _band(ax, ci["inner_steps"], ci["mean"], ci["half_width"], style[row], row, log=True)
             lows.append(ci["mean"].min())
             highs.append((ci["mean"] + ci["half_width"]).max())
         ax.set_yscale("log")
         ax.set_ylim(0.8 * min(lows), 1.25 * max(highs))
+        ax.set_xlim(left=0)
         ax.set_xlabel("Cumulative inner steps")
         ax.set_ylabel("Meta-training loss")
-        return _finish(fig, ax, out, stem)
+        _style_legend(fig, drawn, style)
+        return _save(fig, out, stem)
 
 
 def metaconvergence(curves: pd.DataFrame, targets: list[str], style: dict[str, Style], out: Path, stem: str,
@@ -114,17 +148,21 @@ def metaconvergence(curves: pd.DataFrame, targets: list[str], style: dict[str, S
         return None
     with sns.axes_style("whitegrid"), plt.rc_context(RC):
         fig, ax = _figure()
-        for row in [r for r in style if r in set(per_run["row"])]:
+        drawn, reference = [r for r in style if r in set(per_run["row"])], set()
+        for row in drawn:
             ci = mean_ci_frame(per_run[per_run["row"] == row], ["phi_step"], "accuracy")
             steps = per_run[per_run["row"] == row].groupby("phi_step")["inner_steps"].mean()
             ci = ci.assign(inner_steps=ci["phi_step"].map(steps)).sort_values("inner_steps")
             if ci["inner_steps"].max() == 0:  # no meta-training (scratch): phi_0 as a reference line
-                ax.axhline(ci["mean"].iloc[0], color=style[row].color, ls=(0, (4, 2)), lw=1.0, label=row)
+                ax.axhline(ci["mean"].iloc[0], color=style[row].color, ls=REFERENCE, lw=1.0)
+                reference.add(row)
                 continue
             _band(ax, ci["inner_steps"], ci["mean"], ci["half_width"], style[row], row)
+        ax.set_xlim(left=0)
         ax.set_xlabel("Cumulative inner steps of meta-training")
         ax.set_ylabel(f"Accuracy on {target} (%)" if target else "Mean target accuracy (%)")
-        return _finish(fig, ax, out, stem)
+        _style_legend(fig, drawn, style, reference)
+        return _save(fig, out, stem)
 
 
 def accuracy_vs_k(runs: pd.DataFrame, swept: list[str], style: dict[str, Style], out: Path,
@@ -140,8 +178,9 @@ def accuracy_vs_k(runs: pd.DataFrame, swept: list[str], style: dict[str, Style],
     lines = []
     for method in method_order(list(df["method"].unique())):
         m = df[df["method"] == method]
-        # Other hyperparameters that vary within the method keep their own lines.
-        others = [k for k in swept if k != K and m[k].astype(str).nunique() > 1]
+        # Other hyperparameters that vary within the method keep their own lines, unless
+        # they follow K (Reptile's aggregate_every defaults to K).
+        others = [k for k in label_keys([K, *swept], m.to_dict("records")) if k != K]
         for _, group in m.groupby(others, dropna=False, sort=False) if others else [(None, m)]:
             if group[K].nunique() >= 2:
                 first = group.iloc[0].to_dict()
@@ -152,10 +191,11 @@ def accuracy_vs_k(runs: pd.DataFrame, swept: list[str], style: dict[str, Style],
     with sns.axes_style("whitegrid"), plt.rc_context(RC):
         fig, ax = _figure()
         ks = set()
-        for label, row, group in lines:
+        for i, (label, row, group) in enumerate(lines):
             ci = mean_ci_frame(group.astype({K: int}), [K], "accuracy").sort_values(K)
             s = style[row]
-            ax.errorbar(ci[K], ci["mean"], yerr=ci["half_width"], color=s.color, marker=s.marker, label=label,
+            dodge = DODGE ** (i - (len(lines) - 1) / 2)  # side by side, so error bars stay apart
+            ax.errorbar(ci[K] * dodge, ci["mean"], yerr=ci["half_width"], color=s.color, marker=s.marker, label=label,
                         capsize=2, elinewidth=0.8)
             ks |= set(ci[K])
         ks = sorted(ks)
@@ -165,4 +205,5 @@ def accuracy_vs_k(runs: pd.DataFrame, swept: list[str], style: dict[str, Style],
         ax.minorticks_off()
         ax.set_xlabel("K (method.reset_every)")
         ax.set_ylabel("Mean target accuracy (%)")
-        return _finish(fig, ax, out, stem)
+        _legend(fig, *ax.get_legend_handles_labels())
+        return _save(fig, out, stem)

@@ -4,4 +4,4 @@ A new family is one file here that calls ``register_task`` / ``register_suite``,
 one import line below.
 """
 from tasks.registry import SUITES, TASKS  # noqa: F401
-from tasks import toy  # noqa: F401  (registration)
+from tasks import glyphs, toy, vision  # noqa: F401,E402  (registration)

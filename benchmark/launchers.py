@@ -1,0 +1,311 @@
+"""Where the runs of a sweep execute: processes on this machine, or SLURM job arrays.
+
+Each launcher leaves a record next to the results, because a run folder alone cannot
+tell a live run from a dead one (an unfinished folder looks the same either way), and
+``--status`` and the next sweep must know which runs may be started again:
+
+- local: ``<results_dir>/logs/<run-id>.log`` holds the run's output (appended, one
+  header line per attempt) and, while its process lives, ``<run-id>.pid`` holds
+  ``<host> <pid>``; the pid file is also the lock that keeps two sweeps from running
+  one run folder at once;
+- SLURM: ``<results_dir>/.submitit/submitted.json`` maps run id -> job id and log
+  paths; ``squeue`` says whether that job is still queued or running.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import submitit
+from tqdm import tqdm
+
+from benchmark import atomic
+from benchmark.config import cores
+from benchmark.storage import RunDir
+
+ROOT = Path(__file__).resolve().parents[1]  # the project: jobs import benchmark/ from here
+# A child of a local sweep is one whole run, never a rank of the sweep's own launcher.
+RANK_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_PROCID", "SLURM_NTASKS")
+
+
+class LaunchError(RuntimeError):
+    """A launcher cannot start (no SLURM, bad settings); nothing was submitted."""
+
+
+@dataclass
+class Run:
+    """One point of a grid: the overrides that make it and the run folder they name."""
+
+    overrides: list[str]  # passed to benchmark.run as they are, in this order
+    axes: dict[str, str]  # this run's value on each axis of the grid, for tables
+    dir: RunDir
+
+    @property
+    def results_dir(self) -> Path:
+        return Path(self.dir.config["results_dir"])
+
+    @property
+    def world_size(self) -> int:
+        return self.dir.config["runner"]["world_size"]
+
+    @property
+    def label(self) -> str:
+        return " ".join(f"{k}={v}" for k, v in self.axes.items()) or self.dir.id
+
+    @property
+    def cores(self) -> int:
+        """Cores the run keeps busy: its ranks times their threads (0 threads: all cores)."""
+        threads = self.dir.config["runner"]["threads"]
+        return self.world_size * threads if threads else cores()
+
+
+def now() -> str:
+    return datetime.datetime.now().isoformat(timespec="seconds")
+
+
+def log_tail(path: Path, lines: int = 15) -> str:
+    """The last lines of a log as a terminal shows them (a tqdm bar redraws with ``\\r``)."""
+    if not path.exists():
+        return f"(no log at {path})"
+    rows = [row.rstrip("\r").rsplit("\r", 1)[-1] for row in path.read_text(errors="replace").split("\n")]
+    return "\n".join([r for r in rows if r.strip()][-lines:])
+
+
+# ---------------------------------------------------------------- local processes
+@dataclass
+class LocalSettings:
+    """``local.<key>=`` on the command line (or a grid's ``local:`` block)."""
+
+    jobs: int = 0  # runs at once; 0: cores // the cores one run keeps busy
+
+    def __post_init__(self) -> None:
+        if self.jobs < 0:
+            raise ValueError(f"local.jobs: must be >= 0, got {self.jobs}")
+
+
+@dataclass
+class Outcome:
+    run: Run
+    result: str  # done | failed (exit N) | skipped: <why>
+    seconds: float
+
+    @property
+    def failed(self) -> bool:
+        return self.result.startswith("failed")
+
+
+def log_path(run: Run) -> Path:
+    return run.results_dir / "logs" / f"{run.dir.id}.log"
+
+
+def _pid_path(run: Run) -> Path:
+    return run.results_dir / "logs" / f"{run.dir.id}.pid"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def local_owner(run: Run) -> str | None:
+    """Who runs it, if a local sweep's process for this run is alive ("pid 123")."""
+    try:
+        host, pid = _pid_path(run).read_text().split()
+    except (FileNotFoundError, ValueError):
+        return None
+    if host != socket.gethostname():  # no way to look: assume it still runs there
+        return f"{host} pid {pid}"
+    return f"pid {pid}" if _alive(int(pid)) else None
+
+
+def _claim(run: Run) -> bool:
+    """Take the run's lock (its pid file); False if a live process holds it."""
+    path = _pid_path(run)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            if local_owner(run):
+                return False
+            path.unlink(missing_ok=True)  # its process died without removing it
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{socket.gethostname()} {os.getpid()}")
+        return True
+    return False
+
+
+def _start(run: Run) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k not in RANK_VARIABLES}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    with open(log_path(run), "a") as log:
+        log.write(f"=== {now()} {socket.gethostname()}: python -m benchmark.run {shlex.join(run.overrides)}\n")
+        log.flush()
+        # A session of its own: Ctrl-C reaches the sweep only, which then asks each run
+        # to stop with SIGTERM, so the run writes a resumable checkpoint first.
+        proc = subprocess.Popen([sys.executable, "-m", "benchmark.run", *run.overrides], stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+    atomic.write_text(_pid_path(run), f"{socket.gethostname()} {proc.pid}")
+    return proc
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def run_local(runs: list[Run], settings: LocalSettings) -> list[Outcome]:
+    """Run each run as a ``python -m benchmark.run`` process, ``jobs`` at a time.
+
+    A failing run does not stop the others. Ctrl-C (or SIGTERM) stops every run at a
+    step boundary with a resumable checkpoint; the next sweep resumes them."""
+    jobs = settings.jobs or max(1, cores() // max([r.cores for r in runs], default=1))
+    queue, active, outcomes = deque(runs), {}, []
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with tqdm(total=len(runs), desc=f"runs ({jobs} at a time)", unit="run", dynamic_ncols=True) as bar:
+            while queue or active:
+                while queue and len(active) < jobs:
+                    run = queue.popleft()
+                    if run.dir.done or not _claim(run):  # another sweep got there first
+                        outcomes.append(Outcome(run, "skipped: done or running elsewhere", 0.0))
+                        bar.update()
+                        continue
+                    active[_start(run)] = (run, time.monotonic())
+                for proc in [p for p in active if p.poll() is not None]:
+                    run, started = active.pop(proc)
+                    _pid_path(run).unlink(missing_ok=True)
+                    result = "done" if proc.returncode == 0 and run.dir.done else f"failed (exit {proc.returncode})"
+                    outcomes.append(Outcome(run, result, time.monotonic() - started))
+                    bar.write(f"{result}: {run.label} ({outcomes[-1].seconds:.0f} s)")
+                    bar.update()
+                time.sleep(0.1)
+    except KeyboardInterrupt:
+        _stop(active)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return outcomes
+
+
+def _stop(active: dict[subprocess.Popen, tuple[Run, float]], grace_s: float = 60.0) -> None:
+    for proc in active:
+        proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for proc, (run, _) in active.items():
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        _pid_path(run).unlink(missing_ok=True)
+    print(f"stopped {len(active)} runs; they resume from their last checkpoint next time", file=sys.stderr)
+
+
+# ---------------------------------------------------------------- SLURM job arrays
+@dataclass
+class SlurmSettings:
+    """A grid's ``slurm:`` block; ``slurm.<key>=`` on the command line overrides it."""
+
+    partition: Optional[str] = None  # None: the cluster's default partition
+    time_min: int = 60  # per job; near the limit the run checkpoints and submitit requeues it
+    cpus_per_task: int = 2  # per rank
+    mem_gb: float = 0  # per node, i.e. for all ranks of a run; 0: the partition's default
+    gpus_per_task: int = 0  # per rank
+    array_parallelism: int = 64  # jobs of one array running at once
+    signal_delay_s: int = 90  # SIGUSR2 this long before the time limit: time to finish a step
+    max_num_timeout: int = 10  # requeues after hitting the time limit (preemptions don't count)
+    account: Optional[str] = None
+    qos: Optional[str] = None
+    constraint: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        for key in ("time_min", "cpus_per_task", "array_parallelism", "signal_delay_s"):
+            if getattr(self, key) <= 0:
+                raise ValueError(f"slurm.{key}: must be > 0, got {getattr(self, key)}")
+        for key in ("mem_gb", "gpus_per_task", "max_num_timeout"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"slurm.{key}: must be >= 0, got {getattr(self, key)}")
+
+    def executor_parameters(self, world_size: int) -> dict:
+        """submitit parameters for runs of ``world_size`` ranks: one task per rank, on one node."""
+        params = {
+            "name": "lsml", "timeout_min": self.time_min, "nodes": 1, "tasks_per_node": world_size,
+            "cpus_per_task": self.cpus_per_task, "slurm_array_parallelism": self.array_parallelism,
+            "slurm_signal_delay_s": self.signal_delay_s,
+            # The job's python imports benchmark/ (the pickled callable) wherever it starts.
+            "slurm_setup": [f"export PYTHONPATH={shlex.quote(str(ROOT))}${{PYTHONPATH:+:$PYTHONPATH}}"],
+        }
+        optional = {"slurm_partition": self.partition, "mem_gb": self.mem_gb, "slurm_gpus_per_task": self.gpus_per_task,
+                    "slurm_account": self.account, "slurm_qos": self.qos, "slurm_constraint": self.constraint}
+        return params | {k: v for k, v in optional.items() if v}
+
+
+def records_path(results_dir: Path) -> Path:
+    return results_dir / ".submitit" / "submitted.json"
+
+
+def records(results_dir: Path) -> dict[str, dict]:
+    """run id -> {job_id, stdout, stderr, submitted} of the last submission of each run."""
+    path = records_path(results_dir)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def submit_slurm(runs: list[Run], settings: SlurmSettings, job: Callable[[list[str]], str]) -> dict[str, str]:
+    """Submit ``job(run.overrides)`` for each run as one job array per results dir and world
+    size (one array needs one shape), record the job ids and return at once: run id -> job id."""
+    if not runs:
+        return {}
+    groups: dict[tuple[Path, int], list[Run]] = {}
+    for run in runs:
+        groups.setdefault((run.results_dir, run.world_size), []).append(run)
+    job_ids = {}
+    for (results_dir, world_size), group in groups.items():
+        executor = submitit.AutoExecutor(folder=results_dir / ".submitit" / "%j",
+                                         slurm_max_num_timeout=settings.max_num_timeout)
+        if executor.cluster != "slurm":
+            raise LaunchError("launcher=slurm: no SLURM here (sbatch not found); use launcher=local")
+        executor.update_parameters(**settings.executor_parameters(world_size))
+        jobs = executor.map_array(job, [run.overrides for run in group])
+        new = {run.dir.id: {"job_id": j.job_id, "stdout": str(j.paths.stdout), "stderr": str(j.paths.stderr),
+                            "submitted": now(), "overrides": run.overrides} for run, j in zip(group, jobs)}
+        atomic.write_json(records_path(results_dir), records(results_dir) | new)
+        job_ids |= {run_id: r["job_id"] for run_id, r in new.items()}
+    return job_ids
+
+
+def squeue() -> dict[str, str] | None:
+    """job id -> state (PENDING, RUNNING...) of every job SLURM holds; None without SLURM.
+
+    ``-r`` lists each task of an array on its own line, as ``<array id>_<index>``."""
+    try:
+        out = subprocess.run(["squeue", "-h", "-r", "-o", "%i %T"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode:
+        return None
+    return dict(line.split(maxsplit=1) for line in out.stdout.splitlines() if line.strip())
+
+
+def slurm_owner(run: Run, queue: dict[str, str] | None) -> str | None:
+    """"job 12_3 RUNNING" if the run's last submitted job is still queued or running."""
+    record = records(run.results_dir).get(run.dir.id)
+    if record is None or queue is None or record["job_id"] not in queue:
+        return None
+    return f"job {record['job_id']} {queue[record['job_id']]}"

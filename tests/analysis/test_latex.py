@@ -1,0 +1,42 @@
+"""The generated LaTeX tables compile with pdflatex (Debian texlive-latex-base + -recommended).
+
+Skipped without pdflatex on PATH, unless LSML_REQUIRE_PDFLATEX=1 makes that a failure.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from analysis.collect import collect
+from analysis.tables import accuracy_table, steps_to_95, to_latex
+
+RUNS = Path(__file__).resolve().parents[1] / "fixtures" / "runs"
+# All a paper needs for these tables: booktabs rules; \textbf and \underline are LaTeX's own.
+DOCUMENT = r"""\documentclass{article}
+\usepackage{booktabs}
+\begin{document}
+\input{accuracy.tex}
+\input{steps_to_95.tex}
+\end{document}
+"""
+
+
+def test_tables_compile(tmp_path):
+    if shutil.which("pdflatex") is None:
+        if os.environ.get("LSML_REQUIRE_PDFLATEX") == "1":
+            pytest.fail("pdflatex is not on PATH and LSML_REQUIRE_PDFLATEX=1")
+        pytest.skip("pdflatex is not on PATH")
+    c = collect(RUNS)
+    (tmp_path / "accuracy.tex").write_text(to_latex(accuracy_table(c.runs, "toy")))
+    (tmp_path / "steps_to_95.tex").write_text(to_latex(steps_to_95(c.runs, c.curves, "toy")))
+    (tmp_path / "doc.tex").write_text(DOCUMENT)
+    out = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout[-3000:]
+    assert (tmp_path / "doc.pdf").stat().st_size > 0
+    log = (tmp_path / "doc.log").read_text(errors="replace")
+    assert "Missing character" not in log and "Undefined control sequence" not in log

@@ -1,0 +1,60 @@
+"""The command end to end: ``python -m analysis.report <fixture> --out <tmp>``."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.report import main
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNS = ROOT / "tests" / "fixtures" / "runs"
+FILES = ["runs.csv", "curves.csv", "training.csv", "accuracy.tex", "steps_to_95.tex", "summary.md",
+         *[f"{stem}.{ext}" for stem in ("training_loss", "metaconvergence", "metaconvergence_toy_e",
+                                         "metaconvergence_toy_f", "accuracy_vs_K") for ext in ("png", "pdf")]]
+
+
+def test_cli_subprocess(tmp_path):
+    out = tmp_path / "report"
+    proc = subprocess.run([sys.executable, "-m", "analysis.report", str(RUNS), "--out", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "skipped incomplete run (no done): toy/reptile/5b9140287c5c" in proc.stdout
+    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
+
+
+def test_report_contents(tmp_path):
+    out = tmp_path / "report"
+    assert main([str(RUNS), "--out", str(out)]) == 0
+    summary = (out / "summary.md").read_text()
+    assert "| CTS (ours), K=10 | **82.0 ± 5.0** | <u>72.0 ± 5.0</u> | **77.0 ± 4.3** | 3 |" in summary
+    assert "- `toy/reptile/5b9140287c5c`" in summary  # the skipped run is listed
+    assert "![Meta-training loss](training_loss.png)" in summary
+    for link in [line.split("](")[1].split(")")[0] for line in summary.splitlines() if "](" in line]:
+        assert (out / link).exists(), link
+    # the report's runs.csv is the golden one: the tables trace to it
+    assert (out / "runs.csv").read_text() == (ROOT / "tests" / "fixtures" / "runs_golden.csv").read_text()
+    assert r"\textbf{82.0 $\pm$ 5.0}" in (out / "accuracy.tex").read_text()
+    assert len(pd.read_csv(out / "curves.csv")) == 3 * 2 * 4 * 3 + 2 * 4 + 3 * 2 + 2
+
+
+def test_rerun_replaces_old_report(tmp_path):
+    out = tmp_path / "report"
+    assert main([str(RUNS), "--out", str(out)]) == 0
+    (out / "stale.txt").write_text("from an older report")
+    assert main([str(RUNS), "--out", str(out)]) == 0
+    assert not (out / "stale.txt").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["report"]  # no temporary folders left behind
+
+
+def test_refuses_to_replace_other_folders(tmp_path):
+    (tmp_path / "precious.txt").write_text("not a report")
+    assert main([str(RUNS), "--out", str(tmp_path)]) == 2
+    assert (tmp_path / "precious.txt").exists()
+
+
+def test_no_complete_runs(tmp_path, capsys):
+    assert main([str(tmp_path)]) == 1
+    assert "no complete run folders" in capsys.readouterr().err
