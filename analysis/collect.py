@@ -47,6 +47,7 @@ class Collection:
     training: pd.DataFrame  # training.csv: run x logged step x source task
     swept: list[str]  # the hyperparameter columns of runs.csv
     incomplete: list[str] = field(default_factory=list)  # run folders without ``done``
+    unreadable: list[str] = field(default_factory=list)  # "folder: error" for done folders that fail to parse
 
 
 def method_order(names: list[str]) -> list[str]:
@@ -56,8 +57,11 @@ def method_order(names: list[str]) -> list[str]:
 
 
 def find_run_dirs(root: Path) -> tuple[list[Path], list[Path]]:
-    """Every folder holding a ``config.yaml`` or ``summary.json``, split into (complete, incomplete)."""
-    folders = sorted({p.parent for pattern in ("config.yaml", "summary.json") for p in root.rglob(pattern)})
+    """Every folder holding a ``config.yaml`` or ``summary.json``, split into (complete, incomplete).
+
+    Hidden folders are not runs (Hydra's ``.hydra/config.yaml``, a report being written)."""
+    found = {p.parent for pattern in ("config.yaml", "summary.json") for p in root.rglob(pattern)}
+    folders = sorted(f for f in found if not any(part.startswith(".") for part in f.relative_to(root).parts))
     complete = [f for f in folders if (f / "done").exists()]
     return complete, [f for f in folders if not (f / "done").exists()]
 
@@ -190,7 +194,12 @@ def collect(root: str | Path) -> Collection:
     """Every complete run under ``root`` as runs / curves / training frames."""
     root = Path(root)
     complete, incomplete = find_run_dirs(root)
-    runs = [load_run(f) for f in complete]
+    runs, unreadable = [], []
+    for folder in complete:
+        try:
+            runs.append(load_run(folder))
+        except (OSError, ValueError, yaml.YAMLError) as e:  # json errors are ValueErrors
+            unreadable.append(f"{folder.relative_to(root).as_posix()}: {e}")
     infos, swept = _describe(runs, root)
     id_cols = ID_COLUMNS + swept
     run_rows, curve_rows, train_rows = [], [], []
@@ -218,6 +227,7 @@ def collect(root: str | Path) -> Collection:
         training=_ordered(_frame(train_rows, swept), ["step", "task"]),
         swept=swept,
         incomplete=[f.relative_to(root).as_posix() for f in incomplete],
+        unreadable=unreadable,
     )
 
 

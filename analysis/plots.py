@@ -1,7 +1,7 @@
 """The report's figures, sized for one column of a paper (3.3 x 2.5 in, 8 pt text).
 
 Each figure is saved as PNG (200 dpi) and PDF. A method keeps one colour and marker in
-every figure (its registry position in the colour-blind palette); variants of a method
+every figure (its registry position in a colour-blind palette); variants of a method
 (say K=5 and K=10) share its colour and differ in line style. Bands and error bars are
 95% t-intervals over seeds, the same statistics as the tables.
 """
@@ -39,6 +39,8 @@ DODGE = 1.04  # x factor between lines at the same K (a ratio, since K is often 
 
 @dataclass(frozen=True)
 class Style:
+    """How one table row (method variant) is drawn, and what its legend entries say."""
+
     color: tuple
     marker: str
     linestyle: object
@@ -113,6 +115,12 @@ def _band(ax: plt.Axes, x, mean, hw, style: Style, label: str, log: bool = False
     ax.fill_between(x, lo, mean + hw, color=style.color, alpha=0.1, linewidth=0)
 
 
+def _clip_to_percent(ax: plt.Axes) -> None:
+    """Wide intervals over few seeds may cross 0 or 100%; accuracy cannot, so neither does the axis."""
+    low, high = ax.get_ylim()
+    ax.set_ylim(max(low, -1), min(high, 101))
+
+
 def training_loss(training: pd.DataFrame, style: dict[str, Style], out: Path, stem: str) -> list[Path] | None:
     """Meta-training loss (mean over source tasks) vs cumulative inner steps, log y."""
     if training.empty:
@@ -159,6 +167,7 @@ def metaconvergence(curves: pd.DataFrame, targets: list[str], style: dict[str, S
                 continue
             _band(ax, ci["inner_steps"], ci["mean"], ci["half_width"], style[row], row)
         ax.set_xlim(left=0)
+        _clip_to_percent(ax)
         ax.set_xlabel("Cumulative inner steps of meta-training")
         ax.set_ylabel(f"Accuracy on {target} (%)" if target else "Mean target accuracy (%)")
         _style_legend(fig, drawn, style, reference)
@@ -203,6 +212,7 @@ def accuracy_vs_k(runs: pd.DataFrame, swept: list[str], style: dict[str, Style],
             ax.set_xscale("log")
         ax.set_xticks(ks, [str(k) for k in ks])
         ax.minorticks_off()
+        _clip_to_percent(ax)
         ax.set_xlabel("K (method.reset_every)")
         ax.set_ylabel("Mean target accuracy (%)")
         _legend(fig, *ax.get_legend_handles_labels())

@@ -40,12 +40,15 @@ def write_csvs(collection: Collection, out: Path) -> dict[str, pd.DataFrame]:
     return back
 
 
-def suite_section(suite: str, frames: dict[str, pd.DataFrame], swept: list[str], style, out: Path,
+def of_suite(frames: dict[str, pd.DataFrame], name: str, suite: str) -> pd.DataFrame:
+    df = frames.get(name)
+    return pd.DataFrame() if df is None else df[df["suite"] == suite]
+
+
+def suite_section(suite: str, frames: dict[str, pd.DataFrame], swept: list[str], style: dict, out: Path,
                   suffix: str) -> list[str]:
     """One suite's tables and figures; returns its Markdown lines."""
-    runs = frames["runs"][frames["runs"]["suite"] == suite]
-    pick = lambda name: frames[name][frames[name]["suite"] == suite] if name in frames else pd.DataFrame()  # noqa: E731
-    curves, training = pick("curves"), pick("training")
+    runs, curves, training = (of_suite(frames, name, suite) for name in ("runs", "curves", "training"))
     targets = tables.targets_of(runs)
 
     accuracy = tables.accuracy_table(runs, suite)
@@ -53,23 +56,27 @@ def suite_section(suite: str, frames: dict[str, pd.DataFrame], swept: list[str],
     (out / f"accuracy{suffix}.tex").write_text(tables.to_latex(accuracy))
     (out / f"steps_to_95{suffix}.tex").write_text(tables.to_latex(steps))
 
-    figures = {
-        "Meta-training loss": plots.training_loss(training, style, out, f"training_loss{suffix}"),
-        "Meta-convergence (mean over targets)": plots.metaconvergence(
-            curves, targets, style, out, f"metaconvergence{suffix}"),
-        **{f"Meta-convergence on {t}": plots.metaconvergence(
-            curves, targets, style, out, f"metaconvergence{suffix}_{t}", target=t) for t in targets},
-        "Accuracy vs K": plots.accuracy_vs_k(runs, swept, style, out, f"accuracy_vs_K{suffix}"),
-    }
+    # (title, files or None, why a figure may be missing)
+    figures = [
+        ("Meta-training loss", plots.training_loss(training, style, out, f"training_loss{suffix}"),
+         "no metrics.jsonl rows"),
+        ("Meta-convergence, mean over targets",
+         plots.metaconvergence(curves, targets, style, out, f"metaconvergence{suffix}"),
+         "no method meta-tested at two or more phi steps (metatest.at_steps)"),
+        *[(f"Meta-convergence on {t}",
+           plots.metaconvergence(curves, targets, style, out, f"metaconvergence{suffix}_{t}", target=t),
+           "no method meta-tested at two or more phi steps (metatest.at_steps)") for t in targets],
+        ("Accuracy vs K", plots.accuracy_vs_k(runs, swept, style, out, f"accuracy_vs_K{suffix}"),
+         "no method was run at two or more values of method.reset_every"),
+    ]
     lines = [f"## Suite `{suite}`", "", "### Final meta-test accuracy", "", accuracy.caption, "",
              tables.to_markdown(accuracy), "", "### Inner steps to 95% of the best", "", steps.caption, "",
              tables.to_markdown(steps), "", "### Figures", ""]
-    for title, paths in figures.items():
+    for title, paths, why_not in figures:
         if paths:
-            lines.append(f"- [{title}]({paths[0].name}) ([PDF]({paths[1].name}))  ")
-            lines.append(f"  ![{title}]({paths[0].name})")
+            lines += [f"- [{title}]({paths[0].name}) ([PDF]({paths[1].name}))  ", f"  ![{title}]({paths[0].name})"]
         else:
-            lines.append(f"- {title}: not drawn (the runs do not vary what it needs)")
+            lines.append(f"- {title}: not drawn ({why_not})")
     return [*lines, ""]
 
 
@@ -82,12 +89,16 @@ def write_report(results: Path, collection: Collection, out: Path) -> None:
     lines = ["# lsml-bench report", "",
              f"From `{results}`: {n_runs} complete runs, {len(collection.incomplete)} incomplete skipped. "
              "Data: [runs.csv](runs.csv) (final phi, run x target), [curves.csv](curves.csv) "
-             "(accuracy along meta-training), [training.csv](training.csv) (meta-training logs).", ""]
+             "(accuracy along meta-training), [training.csv](training.csv) (meta-training logs).", "",
+             "Swept hyperparameters (columns of runs.csv): "
+             + (", ".join(f"`{k}`" for k in collection.swept) or "none") + ".", ""]
     for suite in suites:
         suffix = f"_{suite}" if len(suites) > 1 else ""
         lines += suite_section(suite, frames, collection.swept, style, out, suffix)
     lines += ["## Skipped incomplete runs (no `done`)", ""]
     lines += [f"- `{path}`" for path in collection.incomplete] or ["None."]
+    if collection.unreadable:
+        lines += ["", "## Skipped unreadable runs", "", *[f"- `{problem}`" for problem in collection.unreadable]]
     (out / MARKER).write_text("\n".join(lines) + "\n")
 
 
@@ -126,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     collection = collect(results)
     for path in collection.incomplete:
         print(f"skipped incomplete run (no done): {path}")
+    for problem in collection.unreadable:
+        print(f"skipped unreadable run: {problem}")
     if collection.runs.empty:
         print(f"error: no complete run folders under {results}", file=sys.stderr)
         return 1

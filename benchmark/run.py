@@ -81,7 +81,9 @@ def finish(cfg: Config, run: RunDir, data: dict[str, Splits], device, result: di
         for target in cfg.suite.targets:
             acc = meta_test(cfg, phi, TASKS.get(target), data[target], device, progress,
                             desc=f"meta-test {target} @ {phi_step}")
-            rows.append({"target": target, "phi_step": phi_step, "accuracy": acc})
+            step = result["steps"] if phi_step == "final" else phi_step
+            inner = step * result["inner_steps"] // max(1, result["steps"])
+            rows.append({"target": target, "phi_step": phi_step, "inner_steps": inner, "accuracy": acc})
             if phi_step == "final":
                 final[target] = acc
     run.log("metatest", rows)

@@ -71,7 +71,7 @@ def meta_train(
     start = time.perf_counter()
     if not method.meta_trains:
         run.save_phi(phi_state(body, phi0), "final")
-        return {"inner_steps": 0, "wall_seconds": time.perf_counter() - start}
+        return {"steps": 0, "inner_steps": 0, "wall_seconds": time.perf_counter() - start}
 
     sources = method.sources(list(cfg.suite.sources), {n: len(data[n].train_y) for n in cfg.suite.sources})
     steps = method.steps(cfg.train.steps, len(cfg.suite.sources))
@@ -145,7 +145,7 @@ def meta_train(
                 run.save_state(step, collective, state)
                 if stopping:
                     stop.stop()
-    return {"inner_steps": steps * len(sources), "wall_seconds": time.perf_counter() - start}
+    return {"steps": steps, "inner_steps": steps * len(sources), "wall_seconds": time.perf_counter() - start}
 
 
 def _metric_rows(stats: torch.Tensor, names: list[str], step: int, n_tasks: int, wall: float,

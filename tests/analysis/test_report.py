@@ -1,4 +1,4 @@
-"""The command end to end: ``python -m analysis.report <fixture> --out <tmp>``."""
+"""The command end to end: ``python -m analysis.report <fixture> --out <tmp>``, run once per module."""
 from __future__ import annotations
 
 import subprocess
@@ -6,8 +6,9 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
-from analysis.report import main
+from analysis.report import main, replace_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / "tests" / "fixtures" / "runs"
@@ -16,18 +17,32 @@ FILES = ["runs.csv", "curves.csv", "training.csv", "accuracy.tex", "steps_to_95.
                                          "metaconvergence_toy_f", "accuracy_vs_K") for ext in ("png", "pdf")]]
 
 
-def test_cli_subprocess(tmp_path):
-    out = tmp_path / "report"
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    parent = tmp_path_factory.mktemp("out")
+    out = parent / "report"
+    out.mkdir()
+    (out / "summary.md").write_text("an older report")
+    (out / "stale.txt").write_text("from an older report")
     proc = subprocess.run([sys.executable, "-m", "analysis.report", str(RUNS), "--out", str(out)], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
+    return proc, out
+
+
+def test_cli_exits_0_and_lists_skipped_runs(report):
+    proc, out = report
     assert proc.returncode == 0, proc.stderr
     assert "skipped incomplete run (no done): toy/reptile/5b9140287c5c" in proc.stdout
-    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
 
 
-def test_report_contents(tmp_path):
-    out = tmp_path / "report"
-    assert main([str(RUNS), "--out", str(out)]) == 0
+def test_writes_exactly_the_report_files(report):
+    _, out = report
+    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)  # the old report's stale.txt is gone
+    assert [p.name for p in out.parent.iterdir()] == ["report"]  # no temporary folders left behind
+
+
+def test_report_contents(report):
+    _, out = report
     summary = (out / "summary.md").read_text()
     assert "| CTS (ours), K=10 | **82.0 ± 5.0** | <u>72.0 ± 5.0</u> | **77.0 ± 4.3** | 3 |" in summary
     assert "- `toy/reptile/5b9140287c5c`" in summary  # the skipped run is listed
@@ -37,16 +52,19 @@ def test_report_contents(tmp_path):
     # the report's runs.csv is the golden one: the tables trace to it
     assert (out / "runs.csv").read_text() == (ROOT / "tests" / "fixtures" / "runs_golden.csv").read_text()
     assert r"\textbf{82.0 $\pm$ 5.0}" in (out / "accuracy.tex").read_text()
+    # ours K=5, K=10, reptile: 3 seeds x 2 targets x 4 phi; fomaml 2 x 1 x 4; scratch 3 x 2; newmethod 2
     assert len(pd.read_csv(out / "curves.csv")) == 3 * 2 * 4 * 3 + 2 * 4 + 3 * 2 + 2
 
 
-def test_rerun_replaces_old_report(tmp_path):
-    out = tmp_path / "report"
-    assert main([str(RUNS), "--out", str(out)]) == 0
-    (out / "stale.txt").write_text("from an older report")
-    assert main([str(RUNS), "--out", str(out)]) == 0
-    assert not (out / "stale.txt").exists()
-    assert [p.name for p in tmp_path.iterdir()] == ["report"]  # no temporary folders left behind
+def test_replace_dir_swaps_whole_folders(tmp_path):
+    old, new = tmp_path / "report", tmp_path / "new"
+    old.mkdir()
+    (old / "stale.txt").write_text("x")
+    new.mkdir()
+    (new / "fresh.txt").write_text("y")
+    replace_dir(new, old)
+    assert [p.name for p in tmp_path.iterdir()] == ["report"]
+    assert [p.name for p in old.iterdir()] == ["fresh.txt"]
 
 
 def test_refuses_to_replace_other_folders(tmp_path):
