@@ -24,8 +24,8 @@ from tasks.registry import SUITES, SuiteConfig
 
 @dataclass
 class TrainConfig:
-    steps: int = 600  # inner steps per task
-    batch_size: int = 64
+    steps: int = 400  # inner steps per task
+    batch_size: int = 32
     inner_lr: float = 0.05  # alpha
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -43,8 +43,8 @@ class TrainConfig:
 class MetaTestConfig:
     """The paper's target recipe, scaled down: Adam, L2 weight decay, step schedule."""
 
-    steps: int = 300
-    batch_size: int = 64
+    steps: int = 200
+    batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 5e-4
     milestones: list[float] = field(default_factory=lambda: [0.4, 0.7, 0.9])  # fractions of steps
@@ -111,7 +111,11 @@ def register_configs() -> None:
         cs.store(group="model", name=name, node=MODELS.get(name).config)
     for name in SUITES:
         s = SUITES.get(name)
-        node = {"suite": {"name": name, "sources": list(s.sources), "targets": list(s.targets)}, **s.defaults}
+        defaults = dict(s.defaults)
+        model = defaults.pop("model", None)  # a suite may choose its model (the paper: ResNet-20)
+        node = {"suite": {"name": name, "sources": list(s.sources), "targets": list(s.targets)}, **defaults}
+        if model:
+            node = {"defaults": ["_self_", {"override /model": model}], **node}
         cs.store(group="suite", name=name, node=node, package="_global_")
 
 

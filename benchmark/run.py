@@ -113,7 +113,7 @@ def main(cfg: DictConfig) -> None:
         sys.exit(2)
     try:
         run = execute(typed)
-    except RunFailed as e:
+    except (RunFailed, FileNotFoundError) as e:  # FileNotFoundError: a dataset is missing
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
     if run.done:

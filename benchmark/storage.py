@@ -22,8 +22,9 @@ from omegaconf import OmegaConf
 
 from benchmark import atomic
 
-# Keys that never change a run's numbers: where files go and how processes are laid out.
-NOT_IDENTITY = ("results_dir", "data.root", "data.cache_dir", "data.download", "runner")
+# Keys that never change a run's numbers: where files go, how processes are laid out,
+# how often a resumable checkpoint is written.
+NOT_IDENTITY = ("results_dir", "data.root", "data.cache_dir", "data.download", "runner", "checkpoint.every")
 
 
 def identity(config: dict) -> dict:

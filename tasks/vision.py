@@ -33,7 +33,7 @@ import torch
 from tasks import folders
 from tasks.decode import (OR_DOWNLOAD, MissingDataset, data_root, ensure, from_array,  # noqa: F401 (re-export)
                           load_cached, torchvision_download)
-from tasks.registry import Splits, register_task
+from tasks.registry import Splits, register_suite, register_task
 
 PAPER_SOURCES = ("tiny_imagenet_1", "tiny_imagenet_2", "cifar100", "stanford_dogs", "fgvc_aircraft", "cub200",
                  "fashion_mnist", "svhn")
@@ -154,3 +154,17 @@ REAL_TASKS: list[tuple[str, Callable[..., Splits], int, int]] = [  # name, reade
 for _name, _reader, _classes, _size in REAL_TASKS:
     register_task(_name, num_classes=_classes, channels=3, image_size=_size, pad=4 if _size == 32 else 8, flip=True,
                   mean=0.5, std=0.5)(partial(_reader, task=_name, size=_size, num_classes=_classes))
+
+
+# The paper's setting (Shin et al. 2021 and the authors' scripts): 200K inner steps per
+# task, K = 1000, beta = 1e-2, batch 128, SGD 1e-2 / 0.9 / 5e-4; meta-test with Adam 1e-3
+# for 1000 steps, x0.3 at 40/70/90%. Use with model=resnet20 and runner.world_size=8.
+register_suite(
+    "paper", sources=list(PAPER_SOURCES), targets=list(PAPER_TARGETS),
+    train={"steps": 200_000, "batch_size": 128, "inner_lr": 1e-2, "momentum": 0.9, "weight_decay": 5e-4,
+           "log_every": 500},
+    metatest={"steps": 1000, "batch_size": 128, "lr": 1e-3, "weight_decay": 5e-4, "milestones": [0.4, 0.7, 0.9],
+              "gamma": 0.3},
+    checkpoint={"every": 5000, "phi_every": 5000},
+    model="resnet20",
+)
