@@ -119,22 +119,33 @@ def duplicates(collection: Collection) -> int:
     return int(collection.runs.duplicated(keys).sum())
 
 
+def from_report(folder: Path) -> Collection:
+    """A committed report regenerates from its own CSVs (no run folders needed): the
+    tables and figures are functions of runs.csv, curves.csv and training.csv."""
+    frames = {name: pd.read_csv(folder / f"{name}.csv", **CSV_OPTIONS) if (folder / f"{name}.csv").exists()
+              else pd.DataFrame() for name in ("runs", "curves", "training")}
+    swept = [c for c in frames["runs"].columns if "." in c]  # hyperparameter columns are dotted config keys
+    return Collection(frames["runs"], frames["curves"], frames["training"], swept)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis.report", description=__doc__.splitlines()[0])
-    parser.add_argument("results", type=Path, help="a results directory (searched recursively for run folders)")
+    parser.add_argument("results", type=Path, help="a results directory (searched recursively for run folders), "
+                        "or a report folder, which is regenerated from its CSVs")
     parser.add_argument("--out", type=Path, help="report folder (default: <results>/report)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     results = args.results.resolve()
-    out = (args.out or results / "report").resolve()
     if not results.is_dir():
         print(f"error: {results} is not a directory", file=sys.stderr)
         return 2
+    is_report = (results / MARKER).exists() and (results / "runs.csv").exists()
+    out = (args.out or (results if is_report else results / "report")).resolve()
     if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
         print(f"error: {out} exists and is not a report folder; refusing to replace it", file=sys.stderr)
         return 2
 
-    collection = collect(results)
+    collection = from_report(results) if is_report else collect(results)
     for path in collection.incomplete:
         print(f"skipped incomplete run (no done): {path}")
     for problem in collection.unreadable:

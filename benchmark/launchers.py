@@ -40,7 +40,7 @@ RANK_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_PROCID", "SLURM_NTA
 
 
 class LaunchError(RuntimeError):
-    """A launcher cannot start (no SLURM, bad settings); nothing was submitted."""
+    """A launcher cannot start (e.g. launcher=slurm where there is no SLURM); nothing was submitted."""
 
 
 @dataclass
@@ -78,7 +78,8 @@ def log_tail(path: Path, lines: int = 15) -> str:
     """The last lines of a log as a terminal shows them (a tqdm bar redraws with ``\\r``)."""
     if not path.exists():
         return f"(no log at {path})"
-    rows = [row.rstrip("\r").rsplit("\r", 1)[-1] for row in path.read_text(errors="replace").split("\n")]
+    text = path.read_bytes().decode(errors="replace")  # not read_text: it turns each \r into a line
+    rows = [row.rstrip("\r").rsplit("\r", 1)[-1] for row in text.split("\n")]
     return "\n".join([r for r in rows if r.strip()][-lines:])
 
 
@@ -114,13 +115,19 @@ def _pid_path(run: Run) -> Path:
 
 
 def _alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process of this project (a reused pid, e.g. after a
+    reboot, is some other program)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # someone else's process: alive
+        pass
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # no /proc to look at
         return True
-    return True
+    return not cmdline or b"benchmark" in cmdline  # empty for a moment while it execs
 
 
 def local_owner(run: Run) -> str | None:
@@ -282,7 +289,10 @@ def submit_slurm(runs: list[Run], settings: SlurmSettings, job: Callable[[list[s
         if executor.cluster != "slurm":
             raise LaunchError("launcher=slurm: no SLURM here (sbatch not found); use launcher=local")
         executor.update_parameters(**settings.executor_parameters(world_size))
-        jobs = executor.map_array(job, [run.overrides for run in group])
+        try:
+            jobs = executor.map_array(job, [run.overrides for run in group])
+        except submitit.core.utils.FailedJobError as e:  # sbatch refused: bad partition, no controller...
+            raise LaunchError(f"sbatch failed, {len(group)} runs not submitted:\n{e}") from None
         new = {run.dir.id: {"job_id": j.job_id, "stdout": str(j.paths.stdout), "stderr": str(j.paths.stderr),
                             "submitted": now(), "overrides": run.overrides} for run, j in zip(group, jobs)}
         atomic.write_json(records_path(results_dir), records(results_dir) | new)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
+import json
 import os
 import re
 import sys
@@ -66,6 +67,8 @@ class SweepError(ValueError):
 
 @dataclasses.dataclass
 class Grid:
+    """A grid YAML merged with the command line: what :func:`expand` turns into runs."""
+
     axes: dict[str, list[str]]  # key -> values, each as Hydra override text
     overrides: list[str]  # for every run, applied first
     per_method: dict[str, list[str]]
@@ -245,10 +248,10 @@ def state(run: Run, queue: dict[str, str] | None) -> tuple[str, str]:
     record = launchers.records(run.results_dir).get(run.dir.id)
     if record and queue is None:
         return "submitted", f"job {record['job_id']}"
-    log = failure_log(run)
-    if log:
-        return "failed", str(log)
-    if (run.dir.checkpoints / "resume.json").exists():
+    resume = run.dir.checkpoints / "resume.json"
+    if failure_log(run):
+        return "failed", f"resumes from step {json.loads(resume.read_text())['step']}" if resume.exists() else ""
+    if resume.exists():
         return "running", "resumable checkpoint, not started by a sweep"
     return "missing", ""
 
@@ -274,10 +277,11 @@ def print_status(runs: list[Run]) -> None:
     states = [state(r, queue) for r in runs]
     print(table(runs, {"state": [s for s, _ in states], "detail": [d for _, d in states]}))
     print(counts([s for s, _ in states]))
-    for run, (s, detail) in zip(runs, states):
+    for run, (s, _) in zip(runs, states):
         if s == "failed":
-            print(f"\n--- failed: {run.label} ({run.dir.path}), log {detail}:")
-            print(launchers.log_tail(Path(detail)))
+            log = failure_log(run)
+            print(f"\n--- failed: {run.label} ({run.dir.path}), log {log}:")
+            print(launchers.log_tail(log))
 
 
 def counts(states: list[str]) -> str:
@@ -369,8 +373,8 @@ def run_here(runs: list[Run], local: LocalSettings) -> int:
         outcomes = launchers.run_local(runs, local)
     except KeyboardInterrupt:
         return 130
-    done = [o.run for o in outcomes]
-    print(table(done, {"result": [o.result for o in outcomes], "seconds": [round(o.seconds, 1) for o in outcomes]}))
+    ran = [o.run for o in outcomes]
+    print(table(ran, {"result": [o.result for o in outcomes], "seconds": [round(o.seconds, 1) for o in outcomes]}))
     failed = [o for o in outcomes if o.failed]
     for o in failed:
         print(f"\n--- {o.result}: {o.run.label}, log {launchers.log_path(o.run)}:")

@@ -111,7 +111,8 @@ def meta_train(
     start -= wall_before
     with StopRequest() as stop:
         bar = tqdm(range(resume_step + 1, steps + 1), initial=resume_step, total=steps, dynamic_ncols=True,
-                   desc=f"meta-train {cfg.method.name}", disable=not progress, mininterval=1.0)
+                   desc=f"meta-train {cfg.method.name}", disable=None if progress else True,
+                   mininterval=1.0)
         fault = injected_fault(collective.rank)
         for step in bar:
             pop.step = step

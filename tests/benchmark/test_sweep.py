@@ -1,8 +1,9 @@
 """Sweeps: grid expansion, validation before anything runs, the local launcher (idempotent,
 failure-tolerant, safe when many runs share one results dir) and ``--status``."""
 import json
-import os
 import socket
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -69,12 +70,20 @@ def test_points_naming_one_run_folder_are_one_run():
     (["slurm.bogus=1"], "slurm.bogus"),
     (["slurm.time_min=-1"], "slurm.time_min"),
     (["local.jobs=x"], "local.jobs"),
+    (["launcher=slurm", "method.nokey=1"], "method.nokey"),  # fails before it looks for SLURM
 ])
 def test_a_bad_key_fails_the_whole_sweep_before_anything_runs(tmp_path, capsys, args, key):
     code = main(["-", "suite=toy", "method=ours,reptile", *args, f"results_dir={tmp_path}"])
     assert code == 2
     assert key in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_slurm_launcher_without_slurm_submits_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "no-slurm-here"))
+    assert main(["-", "suite=toy", "seed=0,1", f"results_dir={tmp_path}", "launcher=slurm"]) == 2
+    assert "no SLURM here" in capsys.readouterr().err
+    assert not (tmp_path / "toy").exists() and not launchers.records_path(tmp_path).exists()
 
 
 @pytest.mark.parametrize("grid,key", [({"axis": {"seed": [0]}}, "axis"), ({"per_method": {"nope": []}}, "nope"),
@@ -132,10 +141,18 @@ def test_states_from_folders_and_records(tmp_path):
     assert state(run, None) == ("running", "resumable checkpoint, not started by a sweep")
     launchers.log_path(run).parent.mkdir(parents=True)
     launchers.log_path(run).write_text("boom\n")
-    (launchers.log_path(run).with_suffix(".pid")).write_text(f"{socket.gethostname()} {os.getpid()}")
-    assert state(run, None) == ("running", f"pid {os.getpid()}")  # a live local process holds it
-    (launchers.log_path(run).with_suffix(".pid")).write_text(f"{socket.gethostname()} 999999999")
-    assert state(run, None)[0] == "failed"  # its process is gone: it resumes next time
+    pid_file = launchers.log_path(run).with_suffix(".pid")
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "benchmark.run"])
+    try:
+        pid_file.write_text(f"{socket.gethostname()} {proc.pid}")
+        assert state(run, None) == ("running", f"pid {proc.pid}")  # a live local process holds it
+        pid_file.write_text(f"{socket.gethostname()} 1")  # alive, but not a run: a reused pid
+        assert state(run, None)[0] == "failed"
+    finally:
+        proc.kill()
+        proc.wait()
+    pid_file.write_text(f"{socket.gethostname()} {proc.pid}")
+    assert state(run, None) == ("failed", "resumes from step 5")  # its process is gone: it resumes next time
     launchers.records_path(tmp_path).parent.mkdir()
     launchers.records_path(tmp_path).write_text(json.dumps({run.dir.id: {"job_id": "7_1", "stderr": "x"}}))
     assert state(run, {"7_1": "PENDING"}) == ("running", "job 7_1 PENDING")

@@ -49,7 +49,7 @@ def test_loader_caches_uint8_tensors(tmp_path):
         cache_dir = str(tmp_path)
 
     first = TASKS.get("glyphs_digits").load(Data)
-    assert not first.train_x.dtype.is_floating_point and first.train_x.shape[1:] == (1, 28, 28)
+    assert first.train_x.dtype.is_floating_point is False and first.train_x.shape[1:] == (1, 28, 28)
     assert len(first.train_y) == 10 * glyphs.SOURCE_SPLIT[0]
     assert len(list(tmp_path.glob("glyphs-digits-*.pt"))) == 1
     again = TASKS.get("glyphs_digits").load(Data)
