@@ -30,8 +30,9 @@ def meta_test(cfg: Config, phi: dict, spec: TaskSpec, splits: Splits, device: to
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, [int(m * mt.steps) for m in mt.milestones], mt.gamma)
     stream = TaskStream(splits.train_x, splits.train_y, spec, mt.batch_size, (cfg.seed, spec.name, "metatest"), device)
     model.train()
-    for step in tqdm(range(1, mt.steps + 1), desc=desc or f"meta-test {spec.name}", disable=None if progress else True,
-                     leave=False, dynamic_ncols=True, mininterval=1.0):
+    bar = tqdm(range(1, mt.steps + 1), desc=desc or f"meta-test {spec.name}", disable=None if progress else True,
+               leave=False, dynamic_ncols=True, mininterval=1.0)
+    for step in bar:
         x, y = stream.batch(step)
         loss = F.cross_entropy(model(x), y)
         opt.zero_grad(set_to_none=True)

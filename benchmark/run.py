@@ -42,10 +42,11 @@ def execute(cfg: Config, progress: bool = True) -> RunDir:
     """Run one experiment end to end; a finished run folder is returned untouched."""
     config = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
     run = RunDir(config)
-    if run.done:
-        print(f"already done: {run.path}")
-        return run
     place = distributed.place_from_env()
+    if run.done:
+        if place is None or place.rank == 0:
+            print(f"already done: {run.path}")
+        return run
     if cfg.runner.world_size > 1 and place is None:
         code = distributed.spawn(OmegaConf.to_yaml(config), cfg.runner.world_size)
         if code:
