@@ -28,12 +28,19 @@ def generator(*parts: object, device: torch.device | str = "cpu") -> torch.Gener
     return g
 
 
-def split_train_val(splits: Splits, val_fraction: float, seed: int) -> tuple[Splits, Splits]:
+def val_indices(n: int, val_fraction: float, seed: int, task: str) -> torch.Tensor:
+    """The validation part of a training set of size n: fixed by (seed, task), sorted."""
+    perm = torch.randperm(n, generator=generator("val-split", seed, task))
+    return perm[: int(round(n * val_fraction))].sort().values
+
+
+def split_train_val(splits: Splits, val_fraction: float, seed: int, task: str) -> tuple[Splits, Splits]:
     """A fixed split of the training set: (train part, val part as its 'train' tensors)."""
     n = len(splits.train_y)
-    perm = torch.randperm(n, generator=generator("val-split", seed))
-    n_val = int(round(n * val_fraction))
-    val, train = perm[:n_val], perm[n_val:]
+    val = val_indices(n, val_fraction, seed, task)
+    keep = torch.ones(n, dtype=torch.bool)
+    keep[val] = False
+    train = keep.nonzero().squeeze(1)
     x, y = splits.train_x, splits.train_y
     return (
         Splits(x[train], y[train], splits.test_x, splits.test_y),

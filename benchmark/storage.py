@@ -158,6 +158,10 @@ class RunDir:
         atomic.torch_save(state, path)
         return path
 
+    def save_val_split(self, indices: dict[str, torch.Tensor]) -> None:
+        """The validation indices of each source's training set (FOMAML-type methods)."""
+        atomic.torch_save(indices, self.path / "val_split.pt")
+
     def load_phi(self, step: int | str) -> dict:
         return torch.load(self.checkpoints / f"phi_{step}.pt", weights_only=True)
 

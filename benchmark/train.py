@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from benchmark.config import Config
-from benchmark.data import TaskStream, generator, split_train_val
+from benchmark.data import TaskStream, generator, split_train_val, val_indices
 from benchmark.distributed import Collective, injected_fault
 from benchmark.models import MODELS, flat_params
 from benchmark.population import Population
@@ -76,12 +76,15 @@ def meta_train(
     sources = method.sources(list(cfg.suite.sources), {n: len(data[n].train_y) for n in cfg.suite.sources})
     steps = method.steps(cfg.train.steps, len(cfg.suite.sources))
     local = shard(sources, collective.rank, collective.world_size)
+    if method.needs_val and collective.rank == 0 and resume_step == 0:  # recorded, for audit and reuse
+        run.save_val_split({n: val_indices(len(data[n].train_y), method.cfg.val_fraction, cfg.seed, n)
+                            for n in sources})
     specs = [TASKS.get(n) for n in local]
     streams, val_streams = [], []
     for spec in specs:
         splits = data[spec.name]
         if method.needs_val:
-            splits, val = split_train_val(splits, method.cfg.val_fraction, cfg.seed)
+            splits, val = split_train_val(splits, method.cfg.val_fraction, cfg.seed, spec.name)
             val_streams.append(TaskStream(val.train_x, val.train_y, spec, cfg.train.batch_size,
                                           (cfg.seed, spec.name, "val"), device))
         streams.append(TaskStream(splits.train_x, splits.train_y, spec, cfg.train.batch_size,

@@ -31,3 +31,16 @@ def test_meta_lr_zero_leaves_phi_at_phi0(tmp_path, method):
     assert torch.equal(phi, phi0)
     moved, _ = phi_final(tmp_path / "moved", f"method={method}", "method.reset_every=4")
     assert not torch.equal(moved, phi0)
+
+
+def test_validation_split_is_fixed_by_seed_and_recorded(tmp_path):
+    from benchmark.data import val_indices
+
+    cfg = make_config("suite=toy", "method=fomaml", f"results_dir={tmp_path}", "train.steps=4")
+    run = execute(cfg, progress=False)
+    recorded = torch.load(run.path / "val_split.pt")
+    assert set(recorded) == set(cfg.suite.sources)
+    n = 24 * 3  # toy_a: 3 classes x 24 training images
+    assert torch.equal(recorded["toy_a"], val_indices(n, 0.25, cfg.seed, "toy_a"))
+    assert len(recorded["toy_a"]) == 18
+    assert not torch.equal(val_indices(n, 0.25, 1, "toy_a"), recorded["toy_a"])
