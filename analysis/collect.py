@@ -190,10 +190,14 @@ def _describe(runs: list[dict], root: Path) -> tuple[list[dict], list[str]]:
     return infos, sorted(swept)
 
 
-def collect(root: str | Path) -> Collection:
-    """Every complete run under ``root`` as runs / curves / training frames."""
+def collect(root: str | Path, only: set[Path] | None = None) -> Collection:
+    """Every complete run under ``root`` (or only those folders) as runs / curves / training frames."""
     root = Path(root)
     complete, incomplete = find_run_dirs(root)
+    if only is not None:
+        only = {Path(p).resolve() for p in only}
+        complete = [f for f in complete if f.resolve() in only]
+        incomplete = [f for f in incomplete if f.resolve() in only]
     runs, unreadable = [], []
     for folder in complete:
         try:

@@ -48,6 +48,7 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from analysis.compare import comparison
 from benchmark import launchers
 from benchmark.config import Config, validate
 from benchmark.launchers import LaunchError, LocalSettings, Run, SlurmSettings
@@ -350,7 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.launcher == "slurm":
             return submit(todo, grid.slurm)
-        return run_here(todo, grid.local)
+        code = run_here(todo, grid.local)
+        print("\n" + comparison(runs[0].results_dir, [r.dir.path for r in runs]))
+        return code
     except LaunchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

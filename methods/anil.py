@@ -1,0 +1,89 @@
+"""ANIL, Almost No Inner Loop (Raghu, Raghu, Bengio & Vinyals, ICLR 2020, "Rapid Learning
+or Feature Reuse?", Sec. 4), first-order, in the many-shot setting.
+
+The inner loop adapts only the head; the body is frozen at phi. The body's meta-gradient
+is the validation gradient at (phi, adapted head), averaged over every task:
+
+    g   = mean_i grad_body L_val(phi, head_i)
+    phi <- MetaOpt(phi, g)          every ``aggregate_every`` steps (SGD by default)
+
+How the frozen body is implemented: the runner's inner step moves every parameter, so
+after each step the policy puts every body row back where it was frozen and zeroes the
+body's momentum. For SGD this is exact: the head's step depends on the body only
+through the forward pass, which saw the frozen body, and the body carries no optimizer
+state into the next step. (The runner still computes the body gradients; that is
+wasted work, not a change in the result.)
+
+``shift`` (the CTS shift, default on): the learners' bodies follow phi at every
+meta-update. With a frozen body theta_i = phi, so the shift theta_i <- theta_i + Delta
+is just the phi update itself. Without it the bodies stay at the phi of the last reset
+until the next one (every K steps), and the meta-gradient is taken there, as FOMAML's
+is at the learners' points; with ``aggregate_every`` = K the two coincide.
+
+Deviations from the paper: the head is not meta-learned and is never reset (ANIL
+re-initializes it from a meta-learned head every episode); here each task keeps its own
+head, as every method of this suite does, so the head is the task's adapted classifier
+throughout; the reset every K steps only matters for the bodies without the shift (and
+for the inner optimizer state with ``hard_reset``). The meta-gradient is first-order
+(no backpropagation through the head's adaptation). Validation batches come from a fixed
+25% split of each source's training set (``val_fraction``), and the validation forward
+runs in train mode, as in ``fomaml``.
+
+Defaults for the embedded ``glyphs`` suite are untuned (no sweep was run): those of this
+suite's FOMAML++ (meta step 0.01 every step with the shift, K = 100), its closest
+first-order relative.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from methods.base import MetaConfig, Method, meta_optimizer, register_method, require
+
+
+@dataclass
+class ANILConfig(MetaConfig):
+    name: str = "anil"
+    meta_lr: float = 0.01
+    reset_every: int = 100
+    aggregate_every: int = 1
+    meta_optimizer: str = "sgd"  # sgd | adam
+    shift: bool = True  # bodies follow phi at every meta-update
+    val_fraction: float = 0.25
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.meta_optimizer in ("sgd", "adam"), "method.meta_optimizer",
+                f"must be one of sgd, adam, got {self.meta_optimizer!r}")
+        require(0 < self.val_fraction < 1, "method.val_fraction", f"must be in (0, 1), got {self.val_fraction}")
+
+
+@register_method("anil", display="ANIL", config=ANILConfig)
+class ANIL(Method):
+    needs_val = True
+
+    def setup(self, pop, steps):
+        super().setup(pop, steps)
+        self.opt = meta_optimizer(self.cfg.meta_optimizer, pop.phi, self.cfg.meta_lr)
+        # Where the bodies are frozen: phi itself with the shift, else phi at the last reset.
+        self.frozen = pop.phi if self.cfg.shift else pop.phi.clone()
+
+    def after_step(self, step, pop):
+        pop.theta.copy_(self.frozen.expand_as(pop.theta))  # undo the inner step's body move
+        pop.M[: pop.theta.numel()].zero_()
+        if step % self.cfg.aggregate_every == 0:
+            pop.phi.grad = pop.val_grad(pop.val_batches)
+            self.opt.step()
+            if self.cfg.shift:
+                pop.theta.copy_(pop.phi.expand_as(pop.theta))
+        if step % self.cfg.reset_every == 0:
+            pop.reset(hard=self.cfg.hard_reset)
+            if not self.cfg.shift:
+                self.frozen.copy_(pop.phi)
+
+    def state_dict(self):
+        return {"opt": self.opt.state_dict(), "frozen": None if self.cfg.shift else self.frozen.clone()}
+
+    def load_state_dict(self, state):
+        self.opt.load_state_dict(state["opt"])
+        if not self.cfg.shift:
+            self.frozen.copy_(state["frozen"])
