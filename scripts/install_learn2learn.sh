@@ -35,7 +35,9 @@ trap 'rm -rf "$BUILD_DIR"' EXIT
 # when this runs before the project install (pip leaves installed versions alone).
 "$PY" -m pip install -q setuptools wheel cython gym numpy scipy requests tqdm
 
-"$PY" -m pip download -q --no-deps --no-binary :all: -d "$BUILD_DIR" learn2learn==0.2.0
+# --no-build-isolation: prepare the metadata with the venv's Cython rather than
+# compiling an old Cython from source in an isolated build environment (minutes).
+"$PY" -m pip download -q --no-deps --no-binary :all: --no-build-isolation -d "$BUILD_DIR" learn2learn==0.2.0
 tar -xzf "$BUILD_DIR"/learn2learn-0.2.0.tar.gz -C "$BUILD_DIR"
 SRC="$BUILD_DIR/learn2learn-0.2.0"
 
