@@ -27,7 +27,7 @@ demo: setup
 	$(PY) -m benchmark.run method=ours
 
 test: setup system
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow and not slurm"
