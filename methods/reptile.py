@@ -7,7 +7,7 @@ value updates phi more often while the trajectories continue unshifted (an ablat
 
 Defaults for the embedded ``glyphs`` suite (400 steps, 8 sources, seed 0), from a small
 sweep of mean target accuracy: beta 1 / K 50: 59.6%; beta 1 / K 100: 55.1%; beta 1 /
-K 200: REPTILE_K200. Chosen: beta 1, K 50.
+K 200: 49.5%. Chosen: beta 1, K 50.
 """
 from __future__ import annotations
 
