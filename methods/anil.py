@@ -1,37 +1,43 @@
 """ANIL, Almost No Inner Loop (Raghu, Raghu, Bengio & Vinyals, ICLR 2020, "Rapid Learning
-or Feature Reuse?", Sec. 4), first-order, in the many-shot setting.
+or Feature Reuse?", Sec. 4), first-order, in the many-shot setting of the CTS authors'
+``meta_train_ANIL.py``.
 
-The inner loop adapts only the head; the body is frozen at phi. The body's meta-gradient
-is the validation gradient at (phi, adapted head), averaged over every task:
+The inner loop adapts only the head; the body is frozen. Every ``aggregate_every`` steps
+(1, as in the authors' script) the body's meta-gradient is the validation gradient at
+the learners' (frozen body, adapted head), averaged over every task:
 
-    g   = mean_i grad_body L_val(phi, head_i)
-    phi <- MetaOpt(phi, g)          every ``aggregate_every`` steps (SGD by default)
+    g   = mean_i grad_body L_val(theta_i, head_i)
+    phi <- MetaOpt(phi, g)          (SGD with ``meta_lr`` 0.01 by default, as theirs)
+
+and every K steps the bodies are reset to phi. Heads are never reset.
 
 How the frozen body is implemented: the runner's inner step moves every parameter, so
-after each step the policy puts every body row back where it was frozen and zeroes the
+after each step the policy puts every body row back where it is frozen and zeroes the
 body's momentum. For SGD this is exact: the head's step depends on the body only
 through the forward pass, which saw the frozen body, and the body carries no optimizer
-state into the next step. (The runner still computes the body gradients; that is
-wasted work, not a change in the result.)
+state into the next step. (The runner still computes the body gradients; that is wasted
+work, not a change in the result.) The authors' script gets the same by giving its inner
+optimizer only the head.
 
-``shift`` (the CTS shift, default on): the learners' bodies follow phi at every
-meta-update. With a frozen body theta_i = phi, so the shift theta_i <- theta_i + Delta
-is just the phi update itself. Without it the bodies stay at the phi of the last reset
-until the next one (every K steps), and the meta-gradient is taken there, as FOMAML's
-is at the learners' points; with ``aggregate_every`` = K the two coincide.
+``shift`` (the CTS shift, the authors' ``--ours``; off by default, as theirs): the bodies
+follow phi at every meta-update. With a frozen body every theta_i equals the body it was
+frozen at, so the shift theta_i <- theta_i + Delta simply moves the frozen bodies to the
+new phi. Without it they stay at the phi of the last reset until the next one, and the
+meta-gradient is taken there, as FOMAML's is at the learners' points. With
+``aggregate_every`` = K the two coincide.
 
-Deviations from the paper: the head is not meta-learned and is never reset (ANIL
-re-initializes it from a meta-learned head every episode); here each task keeps its own
-head, as every method of this suite does, so the head is the task's adapted classifier
-throughout; the reset every K steps only matters for the bodies without the shift (and
-for the inner optimizer state with ``hard_reset``). The meta-gradient is first-order
-(no backpropagation through the head's adaptation). Validation batches come from a fixed
-25% split of each source's training set (``val_fraction``), and the validation forward
-runs in train mode, as in ``fomaml``.
+Deviations: from the paper, the head is per task, neither meta-learned nor reset (ANIL
+re-initializes a meta-learned head every episode), and the meta-gradient is first-order
+(no backpropagation through the head's adaptation). From the authors' script, not
+reproduced: it never zeroes the body's gradients (its optimizer holds only the head), so
+its body update also carries the sum of every earlier training gradient; and its
+``train_val_split=0.1`` keeps 10% of each training set for the heads and 90% for
+validation. Here the meta-gradient is the validation gradient alone, and validation
+batches come from a fixed 25% split of each source's training set (``val_fraction``), as
+in ``fomaml``. The validation forward runs in train mode, as in ``fomaml``.
 
-Defaults for the embedded ``glyphs`` suite are untuned (no sweep was run): those of this
-suite's FOMAML++ (meta step 0.01 every step with the shift, K = 100), its closest
-first-order relative.
+Defaults for the embedded ``glyphs`` suite are untuned (no sweep was run): the authors'
+meta step and schedule (0.01 every step), with K = 100 as for CTS and Reptile.
 """
 from __future__ import annotations
 
@@ -47,7 +53,7 @@ class ANILConfig(MetaConfig):
     reset_every: int = 100
     aggregate_every: int = 1
     meta_optimizer: str = "sgd"  # sgd | adam
-    shift: bool = True  # bodies follow phi at every meta-update
+    shift: bool = False  # bodies follow phi at every meta-update (the CTS shift)
     val_fraction: float = 0.25
 
     def __post_init__(self) -> None:

@@ -10,6 +10,11 @@ and every K steps theta_i <- phi. Validation batches come from a fixed split of 
 source's training set (``val_fraction``, 0.25 as in the authors' 75/25 split); the
 inner steps use the remaining 75%.
 
+Defaults for the embedded ``glyphs`` suite (400 steps, 8 sources, seed 0), from a small
+sweep of mean target accuracy (SGD meta-optimizer, K 100): beta 0.01 every step: 18.8%;
+beta 0.05 every step: 26.1%; beta 0.3 every step: 35.2%; beta 1 every K steps: 20.5%
+(scratch: 17.6%). Chosen: beta 0.3, every step. Larger beta was not tried.
+
 Deviation from the authors' code: the validation forward runs in train mode (batch
 statistics, as MAML does), which also updates the learners' BatchNorm running
 statistics; these are not part of phi.
@@ -18,8 +23,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from omegaconf import II
-
 from methods import ops
 from methods.base import MetaConfig, Method, meta_optimizer, register_method, require
 
@@ -27,9 +30,9 @@ from methods.base import MetaConfig, Method, meta_optimizer, register_method, re
 @dataclass
 class FOMAMLConfig(MetaConfig):
     name: str = "fomaml"
-    meta_lr: float = 0.01
+    meta_lr: float = 0.3
     reset_every: int = 100
-    aggregate_every: int = II(".reset_every")
+    aggregate_every: int = 1
     meta_optimizer: str = "sgd"  # sgd | adam
     val_fraction: float = 0.25
 

@@ -15,7 +15,7 @@ from methods.fomaml import FOMAML, FOMAMLConfig
 @dataclass
 class FOMAMLppConfig(FOMAMLConfig):
     name: str = "fomaml_pp"
-    meta_lr: float = 0.01
+    meta_lr: float = 0.3  # FOMAML's tuned value; not tuned separately
     reset_every: int = 100
     aggregate_every: int = 1
 

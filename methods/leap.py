@@ -1,5 +1,6 @@
 """Leap (Flennerhag, Moreau, Lawrence & Damianou, ICLR 2019, "Transferring Knowledge
-across Learning Processes", Sec. 3 and Algorithm 1; official code: amzn/metalearn-leap).
+across Learning Processes"; official code amzn/metalearn-leap, which the CTS authors'
+``meta_train_leap.py`` reuses).
 
 phi is pulled towards initializations whose learning processes are short on the loss
 surface. Each task's trajectory theta^0 = phi, theta^1, ..., theta^K is a curve of points
@@ -7,48 +8,52 @@ surface. Each task's trajectory theta^0 = phi, theta^1, ..., theta^K is a curve 
 
     d_theta = theta^{k+1} - theta^k,   d_loss = l(theta^{k+1}) - l(theta^k),
 
-the meta-gradient gains the increment (the gradient of the paper's pull-forward objective,
-Eq. 6 and Algorithm 1, with the Jacobian of theta^k in phi taken as the identity, as the
-official ``Updater.increment_grad`` computes it):
+the meta-gradient gains the increment (the gradient of the paper's pull-forward
+objective, Eq. 6 and Algorithm 1, with the Jacobian of theta^k in phi taken as the
+identity, as the official ``Updater.increment_grad`` computes it):
 
-    -(d_theta + d_loss * grad l(theta^k))  /  ||(d_theta, d_loss)||
+    -(d_theta + d_loss * grad l(theta^k))  /  ||(d_theta, d_head, d_loss)||
 
 The division is the path-length form d_1 (``norm``; without it, the energy form d_2).
 The stabilizer (``stabilizer``, the paper's mu) uses d_loss <- -|d_loss|, so a segment
 on which the loss rose still pulls towards lower loss. ``loss_term: false`` drops the
-loss coordinate: the increment is -d_theta [/ ||d_theta||], the plain path length.
-Increments are summed over the segments and averaged over every task of the run (one
-collective); every ``aggregate_every`` steps (K by default) the sum is the gradient of
-a meta-optimizer step on phi (SGD with ``meta_lr``, as the official Omniglot runs), and
-every K steps the learners are reset to phi.
+loss coordinate: the increment is -d_theta [/ ||(d_theta, d_head)||], the plain path
+length. Increments are summed over the segments and averaged over every task of the run
+(one collective); every ``aggregate_every`` steps (K by default) the sum is the gradient
+of a meta-optimizer step on phi (SGD, ``meta_lr`` 0.01 as in the CTS authors' script),
+and every K steps the learners are reset to phi.
 
-What is computed, exactly, and how it deviates from the official code:
+What is computed, exactly, and how it deviates:
 - l and grad l come from learner i's *validation* batch (a fixed 25% split of its
   training set, ``val_fraction``), not its training batch: the runner has consumed the
   training loss and cleared its gradient before ``after_step``. After every inner step,
   each learner's loss and body gradient at its new point are evaluated on the
-  validation batch of that step (one extra forward and backward per learner and step,
-  so Leap with the loss term costs about twice an inner step). Like the official code,
+  validation batch of that step: one extra forward and backward per learner and step,
+  so Leap with the loss term costs about twice an inner step. As in the official code,
   consecutive points are scored on different batches. With ``loss_term: false`` Leap
   needs no validation data and no extra compute. The validation forward runs in train
   mode (batch statistics), which also moves the learners' BatchNorm running
   statistics; these are not part of phi.
-- Only the body is meta-learned, so theta, grad l and the segment length are over the
-  body parameters; the head's steps do not count towards the length.
-- The official loop records a point before each optimizer step and so never scores the
-  last step's endpoint; here all K segments, theta^0 -> theta^K, count.
+- Only the body is meta-learned, so d_theta and grad l are over the body; the segment
+  length also counts the head's step d_head, as the official code's norm runs over every
+  parameter of the model.
+- Not reproduced: the CTS script records (parameters after the step, loss and gradient
+  before it), so it pairs each segment's d_theta with the previous segment's d_loss and
+  gradient. Here every quantity belongs to its own segment. The official loop records a
+  point before each optimizer step and so never scores the last step's endpoint; here
+  all K segments, theta^0 -> theta^K, count.
 - The first point of the run is (phi, the heads after step 1): the runner gives the
   policy no look at the learners before the first inner step. Later trajectories start
   at the reset, where the current heads are exact.
 - A zero-length segment contributes nothing (its length is clamped away from 0).
 
 Defaults for the embedded ``glyphs`` suite are untuned (no sweep was run): K = 100 as
-for CTS and Reptile, and the official code's norm, stabilizer, loss term and meta step
-0.1 with SGD.
+for CTS and Reptile, and the official norm, stabilizer and loss term.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -59,11 +64,13 @@ from methods.base import MetaConfig, Method, meta_optimizer, register_method, re
 
 def leap_increment(theta_prev: torch.Tensor, theta_next: torch.Tensor, grad_prev: torch.Tensor | None = None,
                    loss_prev: torch.Tensor | None = None, loss_next: torch.Tensor | None = None, *,
-                   norm: bool = True, stabilizer: bool = True) -> torch.Tensor:
+                   other_sq: torch.Tensor | None = None, norm: bool = True, stabilizer: bool = True) -> torch.Tensor:
     """Leap's meta-gradient increment for one segment of every trajectory (rows [T, P]).
 
     With losses [T]: -(d_theta + d_loss * grad_prev), d_loss = -|d_loss| under the
-    stabilizer. Without: -d_theta. ``norm`` divides row i by ||(d_theta_i, d_loss_i)||.
+    stabilizer. Without: -d_theta. ``norm`` divides row i by the segment's length
+    ||(d_theta_i, d_loss_i)||, plus ``other_sq[i]``, the squared step of the coordinates
+    that are not meta-learned (the heads), under the square root.
     """
     d_theta = theta_next - theta_prev
     if loss_prev is None:
@@ -75,7 +82,8 @@ def leap_increment(theta_prev: torch.Tensor, theta_next: torch.Tensor, grad_prev
             d_loss = -d_loss.abs()
         increment = -(d_theta + d_loss[:, None] * grad_prev)
     if norm:
-        length = (d_theta.square().sum(1) + d_loss.square()).sqrt()
+        sq = d_theta.square().sum(1) + d_loss.square()
+        length = (sq if other_sq is None else sq + other_sq).sqrt()
         increment /= length.clamp_min(torch.finfo(length.dtype).tiny)[:, None]
     return increment
 
@@ -83,7 +91,7 @@ def leap_increment(theta_prev: torch.Tensor, theta_next: torch.Tensor, grad_prev
 @dataclass
 class LeapConfig(MetaConfig):
     name: str = "leap"
-    meta_lr: float = 0.1
+    meta_lr: float = 0.01
     reset_every: int = 100
     aggregate_every: int = II(".reset_every")
     meta_optimizer: str = "sgd"  # sgd | adam
@@ -99,6 +107,16 @@ class LeapConfig(MetaConfig):
         require(0 < self.val_fraction < 1, "method.val_fraction", f"must be in (0, 1), got {self.val_fraction}")
 
 
+class Point(NamedTuple):
+    """Where every local trajectory is: bodies [T, P], all heads (flat), and, with the loss
+    term, the validation losses [T] and body gradients [T, P] there."""
+
+    theta: torch.Tensor
+    heads: torch.Tensor
+    loss: torch.Tensor | None
+    grad: torch.Tensor | None
+
+
 @register_method("leap", display="Leap", config=LeapConfig)
 class Leap(Method):
     def __init__(self, cfg: LeapConfig):
@@ -110,7 +128,11 @@ class Leap(Method):
         super().setup(pop, steps)
         self.opt = meta_optimizer(self.cfg.meta_optimizer, pop.phi, self.cfg.meta_lr)
         self.meta_grad = torch.zeros_like(pop.theta)
-        self.prev: tuple | None = None  # (theta rows, losses, body grads) at each trajectory's last point
+        self.prev: Point | None = None  # the last point of every local trajectory
+        # which learner each head entry of the flat buffer belongs to (heads follow the bodies in W)
+        sizes = [sum(p.numel() for p in learner.head.parameters()) for learner in pop.learners]
+        self.head_owner = torch.repeat_interleave(torch.arange(len(sizes), device=pop.W.device),
+                                                  torch.tensor(sizes, device=pop.W.device))
 
     def evaluate(self, pop) -> tuple[torch.Tensor, torch.Tensor]:
         """Every local learner's validation loss [T] and body gradient [T, P] at its current point."""
@@ -125,24 +147,25 @@ class Leap(Method):
         pop.G.zero_()
         return torch.stack(losses), grads
 
-    def point(self, pop, at_phi: bool = False) -> tuple:
+    def point(self, pop, at_phi: bool = False) -> Point:
         """The current point of every local trajectory; ``at_phi``: with the bodies at phi."""
         saved = pop.theta.clone() if at_phi else None
         if at_phi:
             pop.theta.copy_(pop.phi.expand_as(pop.theta))
-        theta = pop.theta.clone()
-        losses, grads = self.evaluate(pop) if self.cfg.loss_term else (None, None)
+        theta, heads = pop.theta.clone(), pop.W[pop.theta.numel() :].clone()
+        loss, grad = self.evaluate(pop) if self.cfg.loss_term else (None, None)
         if at_phi:
             pop.theta.copy_(saved)
-        return theta, losses, grads
+        return Point(theta, heads, loss, grad)
 
     def after_step(self, step, pop):
         if self.prev is None:  # the run's first trajectory starts at phi
             self.prev = self.point(pop, at_phi=True)
-        current = self.point(pop)
-        (theta_prev, loss_prev, grad_prev), (theta, loss, _) = self.prev, current
-        self.meta_grad += leap_increment(theta_prev, theta, grad_prev, loss_prev, loss,
-                                         norm=self.cfg.norm, stabilizer=self.cfg.stabilizer)
+        prev, current = self.prev, self.point(pop)
+        head_sq = torch.zeros(len(pop), device=pop.W.device).index_add_(
+            0, self.head_owner, (current.heads - prev.heads).square())
+        self.meta_grad += leap_increment(prev.theta, current.theta, prev.grad, prev.loss, current.loss,
+                                         other_sq=head_sq, norm=self.cfg.norm, stabilizer=self.cfg.stabilizer)
         self.prev = current
         if step % self.cfg.aggregate_every == 0:
             pop.phi.grad = pop.collective.mean_rows(self.meta_grad)
@@ -153,9 +176,10 @@ class Leap(Method):
             self.prev = self.point(pop)  # the next trajectory starts at phi with the current heads
 
     def state_dict(self):
-        return {"opt": self.opt.state_dict(), "meta_grad": self.meta_grad.clone(), "prev": self.prev}
+        return {"opt": self.opt.state_dict(), "meta_grad": self.meta_grad.clone(),
+                "prev": None if self.prev is None else tuple(self.prev)}
 
     def load_state_dict(self, state):
         self.opt.load_state_dict(state["opt"])
         self.meta_grad.copy_(state["meta_grad"])
-        self.prev = state["prev"]
+        self.prev = None if state["prev"] is None else Point(*state["prev"])

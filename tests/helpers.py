@@ -20,6 +20,6 @@ def make_config(*overrides: str) -> Config:
 
 
 def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "benchmark.run", "runner.threads=1", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "benchmark.run", *args, "runner.threads=1"], cwd=ROOT,
                           capture_output=True,
                           text=True, timeout=timeout)
