@@ -7,9 +7,8 @@ Eight task losses on phi in R^2, each a Himmelblau-type function
     f_i(p) = (x^2 + y - a_i)^2 + (x + y^2 - b_i)^2,   (x, y) = R_i (p - c_i),
 
 with a_i ~ 11 + N(0, 1), b_i ~ 7 + N(0, 1), a random rotation R_i, and the centre c_i on a
-circle of radius 2 (as in the CTS paper's synthetic experiment: rotated, shifted
-Himmelblau-like tasks). Task i's inner trajectory is K steps of gradient descent from
-phi, theta_i^K(phi), and the Reptile meta-update field is
+circle of radius 2. Task i's inner trajectory is K steps of plain gradient descent (step
+``INNER_LR``) from phi, theta_i^K(phi), and the Reptile meta-update field is
 
     F_K(phi) = mean_i theta_i^K(phi) - phi.
 
@@ -39,6 +38,13 @@ turns over a tiny distance. The table bounds how many zeros were missed by the
 Poincare-Hopf theorem (the indices of all zeros sum to the winding number of F_K along
 the boundary). Everything runs in float64 from one seeded generator, so the numbers are
 deterministic.
+
+The CTS authors' ``synthetic/`` scripts build their tasks differently: a and b fixed at
+11 and 7 with random weights on the two squares, coordinates divided by 3, centres on a
+circle of radius 7, SGD with momentum (lr 0.05) inside, and meta-optima found by iterating
+the Reptile map from a 41 x 41 grid until it stops (attractors only). This module follows
+the same construction in spirit (rotated, shifted Himmelblau tasks; the Reptile field at
+K = 5 and 100) at a scale where plain gradient descent stays stable everywhere.
 """
 from __future__ import annotations
 
@@ -72,6 +78,7 @@ TABLE_KS = (1, 5, 10, 20, 50, 100)
 TRAJECTORY_K = 100
 META_STEPS = 100  # Reptile's meta-updates; CTS gets the same META_STEPS * K inner steps
 STARTS = 8  # trajectory starts, evenly spaced on a circle of radius 0.8 * LIM
+FIELD_GRID, STREAM_DENSITY, CONTOUR_GRID = 60, 1.1, 120  # the figures' resolution
 
 
 @dataclass(frozen=True)
@@ -95,29 +102,37 @@ def make_tasks(seed: int = 0, n_tasks: int = N_TASKS, radius: float = RADIUS) ->
     return Tasks(a, b, rot, radius * torch.stack([around.cos(), around.sin()], 1))
 
 
-def _local(theta: torch.Tensor, tasks: Tasks) -> torch.Tensor:
-    """Each task's own coordinates (x, y) = R_i (theta_i - c_i); theta [..., T, 2]."""
-    return torch.einsum("tij,...tj->...ti", tasks.rot, theta - tasks.centre)
+def _parts(theta: torch.Tensor, tasks: Tasks, hessian: bool):
+    """grad f_i(theta_i) and, optionally, the Hessian's entries (h00, h01, h11), in phi's
+    coordinates, for theta [..., T, 2]. Written out for 2 x 2: batched tiny matmuls are slower."""
+    cos, sin = tasks.rot[:, 0, 0], tasks.rot[:, 1, 0]
+    dx, dy = (theta - tasks.centre).unbind(-1)
+    x, y = cos * dx - sin * dy, sin * dx + cos * dy  # the task's own coordinates R_i (theta - c_i)
+    u, v = x * x + y - tasks.a, x + y * y - tasks.b
+    gx, gy = 4 * x * u + 2 * v, 2 * u + 4 * y * v
+    grad = (cos * gx + sin * gy, cos * gy - sin * gx)  # R^T g
+    if not hessian:
+        return grad, None
+    a, b, d = 4 * u + 8 * x * x + 2, 4 * (x + y), 4 * v + 8 * y * y + 2
+    cc, ss, cs = cos * cos, sin * sin, cos * sin
+    return grad, (a * cc + 2 * b * cs + d * ss, (d - a) * cs + b * (cc - ss), a * ss - 2 * b * cs + d * cc)  # R^T H R
 
 
 def task_losses(phi: torch.Tensor, tasks: Tasks) -> torch.Tensor:
     """f_i(phi) for every task: [..., 2] -> [..., T]."""
-    q = _local(phi[..., None, :].expand(*phi.shape[:-1], len(tasks.a), 2), tasks)
-    x, y = q.unbind(-1)
+    dx, dy = (phi[..., None, :] - tasks.centre).unbind(-1)
+    cos, sin = tasks.rot[:, 0, 0], tasks.rot[:, 1, 0]
+    x, y = cos * dx - sin * dy, sin * dx + cos * dy
     return (x * x + y - tasks.a) ** 2 + (x + y * y - tasks.b) ** 2
 
 
 def task_grads(theta: torch.Tensor, tasks: Tasks, hessian: bool = False):
     """grad f_i(theta_i) [..., T, 2] for theta [..., T, 2] (and the Hessians [..., T, 2, 2])."""
-    x, y = _local(theta, tasks).unbind(-1)
-    u, v = x * x + y - tasks.a, x + y * y - tasks.b
-    g = torch.stack([4 * x * u + 2 * v, 2 * u + 4 * y * v], -1)
-    g = torch.einsum("tji,...tj->...ti", tasks.rot, g)  # back to phi's coordinates: R^T g
+    grad, h = _parts(theta, tasks, hessian)
     if not hessian:
-        return g
-    hxx, hxy, hyy = 4 * u + 8 * x * x + 2, 4 * (x + y), 4 * v + 8 * y * y + 2
-    h = torch.stack([torch.stack([hxx, hxy], -1), torch.stack([hxy, hyy], -1)], -2)
-    return g, torch.einsum("tki,...tkl,tlj->...tij", tasks.rot, h, tasks.rot)  # R^T H R
+        return torch.stack(grad, -1)
+    h00, h01, h11 = h
+    return torch.stack(grad, -1), torch.stack([torch.stack([h00, h01], -1), torch.stack([h01, h11], -1)], -2)
 
 
 def inner_descent(phi: torch.Tensor, tasks: Tasks, K: int, lr: float = INNER_LR, jacobian: bool = False):
@@ -127,13 +142,15 @@ def inner_descent(phi: torch.Tensor, tasks: Tasks, K: int, lr: float = INNER_LR,
         for _ in range(K):
             theta -= lr * task_grads(theta, tasks)
         return theta
-    eye = torch.eye(2, dtype=phi.dtype)
-    J = eye.expand(*theta.shape, 2).clone()
+    one, zero = torch.ones_like(theta[..., 0]), torch.zeros_like(theta[..., 0])
+    j00, j01, j10, j11 = one, zero, zero, one
     for _ in range(K):
-        g, h = task_grads(theta, tasks, hessian=True)
-        J = (eye - lr * h) @ J  # chain rule through theta <- theta - lr grad f(theta)
-        theta = theta - lr * g
-    return theta, J
+        (gx, gy), (h00, h01, h11) = _parts(theta, tasks, hessian=True)
+        # chain rule through theta <- theta - lr grad f(theta): J <- (I - lr H) J
+        j00, j01, j10, j11 = (j00 - lr * (h00 * j00 + h01 * j10), j01 - lr * (h00 * j01 + h01 * j11),
+                              j10 - lr * (h01 * j00 + h11 * j10), j11 - lr * (h01 * j01 + h11 * j11))
+        theta = theta - lr * torch.stack([gx, gy], -1)
+    return theta, torch.stack([torch.stack([j00, j01], -1), torch.stack([j10, j11], -1)], -2)
 
 
 def meta_update(phi: torch.Tensor, tasks: Tasks, K: int, lr: float = INNER_LR) -> torch.Tensor:
@@ -237,11 +254,12 @@ def cts_trajectory(start: torch.Tensor, tasks: Tasks, K: int = TRAJECTORY_K, met
     return torch.stack(path, 1)
 
 
-def _loss_background(ax, tasks: Tasks, lim: float, n: int = 200):
-    xs = torch.linspace(-lim, lim, n, dtype=DTYPE)
+def _loss_background(ax, tasks: Tasks, lim: float):
+    xs = torch.linspace(-lim, lim, CONTOUR_GRID, dtype=DTYPE)
     X, Y = torch.meshgrid(xs, xs, indexing="xy")
     mean = task_losses(torch.stack([X, Y], -1), tasks).mean(-1)
-    return ax.contourf(X, Y, mean.log10(), levels=20, cmap="Greys", alpha=0.55)
+    # rasterized: the filled contours are a background, and as vectors they make the PDF slow and large
+    return ax.contourf(X, Y, mean.log10(), levels=20, cmap="Greys", alpha=0.55, rasterized=True)
 
 
 def _mark(ax, fp: FixedPoints, size: float = 14) -> None:
@@ -270,7 +288,7 @@ def _save(fig, out: Path, name: str) -> list[Path]:
 
 def plot_field(tasks: Tasks, found: dict[int, FixedPoints], out: Path, lim: float = LIM,
                name: str = "meta_update_field") -> list[Path]:
-    xs = torch.linspace(-lim, lim, 60, dtype=DTYPE)
+    xs = torch.linspace(-lim, lim, FIELD_GRID, dtype=DTYPE)
     X, Y = torch.meshgrid(xs, xs, indexing="xy")
     with plt.rc_context(RC):
         fig, axes = plt.subplots(1, len(found), figsize=(3.3 * len(found), 3.3), layout="constrained")
@@ -278,8 +296,8 @@ def plot_field(tasks: Tasks, found: dict[int, FixedPoints], out: Path, lim: floa
             _loss_background(ax, tasks, lim)
             F = meta_update(torch.stack([X, Y], -1), tasks, K)
             speed = F.norm(dim=-1)
-            ax.streamplot(X.numpy(), Y.numpy(), F[..., 0].numpy(), F[..., 1].numpy(), density=1.1, linewidth=0.5,
-                          arrowsize=0.6, color=(speed / speed.max()).sqrt().numpy(), cmap="viridis")
+            ax.streamplot(X.numpy(), Y.numpy(), F[..., 0].numpy(), F[..., 1].numpy(), density=STREAM_DENSITY,
+                          linewidth=0.5, arrowsize=0.6, color=(speed / speed.max()).sqrt().numpy(), cmap="viridis")
             _mark(ax, fp)
             ax.set_title(f"K = {K}: {len(fp)} fixed points, {int(fp.attractor.sum())} attractors")
             _frame(ax, lim)
@@ -307,7 +325,7 @@ def plot_trajectories(tasks: Tasks, fp: FixedPoints, paths: dict[str, torch.Tens
         handles, labels = axes[0].get_legend_handles_labels()
         handles += [Line2D([], [], ls="", marker="o", ms=3, color="k"),
                     Line2D([], [], ls="", marker="*", ms=7, color="w", mec="k", mew=0.4)]
-        labels += ["start", f"end, after {META_STEPS * TRAJECTORY_K} inner steps"]
+        labels += ["start", f"end, after {path.shape[1] - 1} inner steps" if label == "CTS" else "end"]
         fig.legend(handles, labels, loc="outside lower center", ncol=3, frameon=False)
         return _save(fig, out, name)
 
@@ -322,8 +340,9 @@ def table(found: dict[int, FixedPoints], ends: dict[str, torch.Tensor], tasks: T
         missed = abs(int(fp.index.sum()) - boundary_winding(K, tasks))
         lines.append(f"| {K} | {len(fp)} | {int(fp.attractor.sum())} | {int((fp.index < 0).sum())} | {missed} |")
     names = list(ends)
-    lines += ["", f"Meta-trajectories (K = {TRAJECTORY_K}, beta {META_LR:g}, {META_STEPS * TRAJECTORY_K} inner "
-              "steps each): mean task loss at the end", "",
+    inner_steps = (next(iter(ends.values())).shape[1] - 1) * TRAJECTORY_K  # Reptile's meta-updates times K
+    lines += ["", f"Meta-trajectories (K = {TRAJECTORY_K}, beta {META_LR:g}, {inner_steps} inner steps each): "
+              "mean task loss at the end", "",
               "| start | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     start = next(iter(ends.values()))[:, 0]
     finals = {n: task_losses(e[:, -1], tasks).mean(-1) for n, e in ends.items()}
@@ -339,14 +358,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("results/reference/synthetic"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--grid", type=int, default=41, help="Newton starts per axis")
+    parser.add_argument("--ks", type=int, nargs="+", default=list(TABLE_KS), help="the table's K values")
+    parser.add_argument("--meta-steps", type=int, default=META_STEPS,
+                        help="Reptile's meta-updates (CTS gets as many inner steps as Reptile)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # small tensors: threads only add overhead on a shared machine
     start = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
     tasks = make_tasks(args.seed)
-    found = {K: fixed_points(K, tasks=tasks, grid=args.grid) for K in sorted({*TABLE_KS, *FIGURE_KS})}
+    found = {K: fixed_points(K, tasks=tasks, grid=args.grid) for K in sorted({*args.ks, *FIGURE_KS, TRAJECTORY_K})}
     x0 = starts()
-    ends = {"Reptile": reptile_trajectory(x0, tasks), "CTS": cts_trajectory(x0, tasks)}
+    ends = {"Reptile": reptile_trajectory(x0, tasks, meta_steps=args.meta_steps),
+            "CTS": cts_trajectory(x0, tasks, steps=args.meta_steps * TRAJECTORY_K)}
     written = plot_field(tasks, {K: found[K] for K in FIGURE_KS}, args.out)
     written += plot_trajectories(tasks, found[TRAJECTORY_K], ends, args.out)
     text = table(found, ends, tasks, args.seed)

@@ -1,6 +1,6 @@
 """iMAML (Rajeswaran, Finn, Kakade & Levine, NeurIPS 2019, "Meta-Learning with Implicit
-Gradients", Sec. 3: Lemma 1, Algorithms 1 and 2), as the CTS authors' ``meta_train_imaml.py``
-runs it in the many-shot setting.
+Gradients", Sec. 3: Lemma 1, Algorithms 1 and 2), as the CTS authors'
+``meta_train_imaml.py`` runs it in the many-shot setting.
 
 The inner problem is theta_i = argmin L_train(theta) + lambda/2 ||theta - phi||^2, whose
 implicit Jacobian gives task i's meta-gradient
@@ -9,12 +9,12 @@ implicit Jacobian gives task i's meta-gradient
                                           g_i = grad L_val(theta_i),
 
 computed by ``cg_steps`` iterations of conjugate gradient from x = 0 with Hessian-vector
-products only (forward-over-reverse: ``torch.func.jvp`` of ``torch.func.grad`` through
-``functional_call``). Every ``aggregate_every`` steps (K by default) phi takes a
-meta-optimizer step on mean_i x_i (a collective over every task), and every K steps the
-learners are reset to phi. Authors' settings, used here: lambda 0.5 (``reg_lambda``), 10
-CG steps, no damping (``cg_damping``, their ``cg_damp``: (1 + cg_damping) I + H / lambda),
-meta step 0.1 with SGD.
+products only (``torch.func.vjp`` of ``torch.func.grad`` through ``functional_call``, the
+pullback built once per task and reused by every iteration). Every ``aggregate_every``
+steps (K by default) phi takes a meta-optimizer step on mean_i x_i (a collective over
+every task), and every K steps the learners are reset to phi. Authors' settings, used
+here: lambda 0.5 (``reg_lambda``), 10 CG steps, no damping (``cg_damping``, their
+``cg_damp``: (1 + cg_damping) I + H / lambda), meta step 0.1 with SGD.
 
 What is computed, exactly, and how it deviates:
 - As in the authors' script, the system is over the body alone, phi's coordinates: H_i is
@@ -39,7 +39,8 @@ What is computed, exactly, and how it deviates:
   is exactly 0, to avoid dividing by zero.
 
 Defaults for the embedded ``glyphs`` suite are untuned (no sweep was run): the authors'
-lambda, CG steps and meta step, with K = 100 as for CTS and Reptile.
+lambda, CG steps and meta step, with K = 100 as for CTS and Reptile. A check of 100 steps
+on four glyph sources: one meta-update moved phi by 0.06, Reptile's (beta 1) by 2.7.
 """
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import II
 from torch import nn
-from torch.func import functional_call, grad, jvp
+from torch.func import functional_call, grad, vjp
 
 from methods.base import MetaConfig, Method, meta_optimizer, register_method, require
 
@@ -78,14 +79,17 @@ def conjugate_gradient(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.
     return x
 
 
-def implicit_grad(loss_fn: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor, g: torch.Tensor,
-                  reg_lambda: float, cg_steps: int, cg_damping: float = 0.0) -> torch.Tensor:
-    """((1 + cg_damping) I + H / reg_lambda)^{-1} g by CG, H the Hessian of ``loss_fn`` at the flat ``theta``."""
-    grad_fn = grad(loss_fn)
+def implicit_grad(loss_fn: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor, g: torch.Tensor | None = None,
+                  *, reg_lambda: float, cg_steps: int, cg_damping: float = 0.0) -> torch.Tensor:
+    """((1 + cg_damping) I + H / reg_lambda)^{-1} g by CG, H the Hessian of ``loss_fn`` at the flat
+    ``theta``; g defaults to the gradient of ``loss_fn`` there (H and g on one batch)."""
+    # Reverse-over-reverse: one pullback of the gradient, reused by every CG iteration. H is
+    # symmetric, so the vector-Jacobian product of grad is the Hessian-vector product.
+    grad_at_theta, pullback = vjp(grad(loss_fn), theta)
+    g = grad_at_theta.detach() if g is None else g
 
     def matvec(v: torch.Tensor) -> torch.Tensor:
-        hv = jvp(grad_fn, (theta,), (v,))[1]  # forward-over-reverse Hessian-vector product
-        return (1 + cg_damping) * v + hv / reg_lambda
+        return (1 + cg_damping) * v + pullback(v)[0].detach() / reg_lambda
 
     return conjugate_gradient(matvec, g, cg_steps)
 
@@ -156,8 +160,8 @@ class IMAML(Method):
         x, y = pop.val_batches(i)
         with batch_statistics_only(learner):
             loss_fn, theta = body_loss(learner, x, y)
-            return implicit_grad(loss_fn, theta, grad(loss_fn)(theta), self.cfg.reg_lambda, self.cfg.cg_steps,
-                                 self.cfg.cg_damping)
+            return implicit_grad(loss_fn, theta, reg_lambda=self.cfg.reg_lambda, cg_steps=self.cfg.cg_steps,
+                                 cg_damping=self.cfg.cg_damping)
 
     def after_step(self, step, pop):
         if step % self.cfg.aggregate_every == 0:

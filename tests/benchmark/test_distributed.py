@@ -35,6 +35,11 @@ def test_mean_rows_weights_by_row_count():
 @pytest.mark.parametrize("method", ["ours", "reptile", "fomaml", "multitask"])
 def test_world_sizes_give_the_same_phi(method, tmp_path):
     extra = [] if method == "multitask" else ["method.reset_every=4", "method.aggregate_every=2"]
+    if method == "fomaml":
+        # At its tuned beta = 0.3, FOMAML on the toy suite amplifies the last-bit differences
+        # between sum orders (uneven shards reduce in another order) to 2e-3 by step 10; at
+        # 0.01 the W = 3 run stays within 6e-8 of W = 1. See the note on exact reductions.
+        extra.append("method.meta_lr=0.01")
     runs = {}
     for w in (1, 2, 3):
         cfg = make_config("suite=toy", f"method={method}", f"runner.world_size={w}", *extra,

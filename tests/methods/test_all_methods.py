@@ -20,6 +20,9 @@ SETTINGS = {
     "multitask": [],
     "finetune": [],
     "scratch": [],
+    "leap": ["method.reset_every=5"],
+    "imaml": ["method.reset_every=5"],
+    "anil": ["method.reset_every=5"],
 }
 
 

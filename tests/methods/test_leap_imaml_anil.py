@@ -106,8 +106,8 @@ def test_leap_policy_by_hand():
     close(pop.phi, [0.35, -0.5 * (-0.2 + 7 / 13) / 2])
     assert torch.equal(pop.theta, pop.phi.expand(2, 2))
     assert torch.equal(method.meta_grad, torch.zeros(2, 2))
-    theta, loss, _ = method.prev  # the next trajectory starts at phi, scored after the reset
-    assert torch.equal(theta, pop.phi.expand(2, 2)) and loss.tolist() == [7.0, 7.0]
+    start = method.prev  # the next trajectory starts at phi, scored after the reset
+    assert torch.equal(start.theta, pop.phi.expand(2, 2)) and start.loss.tolist() == [7.0, 7.0]
 
 
 def test_leap_without_loss_term_needs_no_validation_data():
