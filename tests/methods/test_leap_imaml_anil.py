@@ -4,10 +4,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import methods.anil  # noqa: F401  (registers the methods this file tests)
-import methods.imaml  # noqa: F401
-import methods.leap  # noqa: F401
-from benchmark.config import register_configs
 from benchmark.data import TaskStream, generator, split_train_val
 from benchmark.models import ConvNet, flat_params
 from benchmark.population import Population
@@ -22,9 +18,6 @@ from tasks.toy import make_toy
 from test_update_rules import hand_population
 
 NEW = ["leap", "imaml", "anil"]
-# The CLI's config groups are built when benchmark.config is first imported; storing them
-# again picks up methods imported after that (a no-op once methods/__init__.py imports them).
-register_configs()
 
 
 @pytest.fixture(autouse=True, scope="module")
