@@ -44,33 +44,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from methods.base import MetaConfig, Method, meta_optimizer, register_method, require
+from methods.base import GradConfig, GradMethod, register_method
 
 
 @dataclass
-class ANILConfig(MetaConfig):
+class ANILConfig(GradConfig):
     name: str = "anil"
     meta_lr: float = 0.01
     reset_every: int = 100
     aggregate_every: int = 1
-    meta_optimizer: str = "sgd"  # sgd | adam
     shift: bool = False  # bodies follow phi at every meta-update (the CTS shift)
-    val_fraction: float = 0.25
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        require(self.meta_optimizer in ("sgd", "adam"), "method.meta_optimizer",
-                f"must be one of sgd, adam, got {self.meta_optimizer!r}")
-        require(0 < self.val_fraction < 1, "method.val_fraction", f"must be in (0, 1), got {self.val_fraction}")
 
 
 @register_method("anil", display="ANIL", config=ANILConfig)
-class ANIL(Method):
-    needs_val = True
-
+class ANIL(GradMethod):
     def setup(self, pop, steps):
         super().setup(pop, steps)
-        self.opt = meta_optimizer(self.cfg.meta_optimizer, pop.phi, self.cfg.meta_lr)
         # Where the bodies are frozen: phi itself with the shift, else phi at the last reset.
         self.frozen = pop.phi if self.cfg.shift else pop.phi.clone()
 
@@ -88,9 +77,9 @@ class ANIL(Method):
                 self.frozen.copy_(pop.phi)
 
     def state_dict(self):
-        return {"opt": self.opt.state_dict(), "frozen": None if self.cfg.shift else self.frozen.clone()}
+        return {**super().state_dict(), "frozen": None if self.cfg.shift else self.frozen.clone()}
 
     def load_state_dict(self, state):
-        self.opt.load_state_dict(state["opt"])
+        super().load_state_dict(state)
         if not self.cfg.shift:
             self.frozen.copy_(state["frozen"])

@@ -57,6 +57,21 @@ class MetaConfig(MethodConfig):
         )
 
 
+@dataclass
+class GradConfig(MetaConfig):
+    """Methods that step phi with a meta-optimizer, from gradients on validation batches
+    drawn from a fixed split of each source's training set."""
+
+    meta_optimizer: str = "sgd"  # sgd | adam
+    val_fraction: float = 0.25  # the authors' 75/25 split
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.meta_optimizer in ("sgd", "adam"), "method.meta_optimizer",
+                f"must be one of sgd, adam, got {self.meta_optimizer!r}")
+        require(0 < self.val_fraction < 1, "method.val_fraction", f"must be in (0, 1), got {self.val_fraction}")
+
+
 class Method:
     """Base policy. Subclasses override :meth:`after_step` and, if stateful, the state dicts."""
 
@@ -88,6 +103,22 @@ class Method:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         pass
+
+
+class GradMethod(Method):
+    """A method with a meta-optimizer over phi (``GradConfig``); its state is checkpointed."""
+
+    needs_val = True
+
+    def setup(self, pop: "Population", steps: int) -> None:
+        super().setup(pop, steps)
+        self.opt = meta_optimizer(self.cfg.meta_optimizer, pop.phi, self.cfg.meta_lr)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"opt": self.opt.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.opt.load_state_dict(state["opt"])
 
 
 @dataclass(frozen=True)

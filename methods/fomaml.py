@@ -24,33 +24,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from methods import ops
-from methods.base import MetaConfig, Method, meta_optimizer, register_method, require
+from methods.base import GradConfig, GradMethod, register_method
 
 
 @dataclass
-class FOMAMLConfig(MetaConfig):
+class FOMAMLConfig(GradConfig):
     name: str = "fomaml"
     meta_lr: float = 0.3
     reset_every: int = 100
     aggregate_every: int = 1
-    meta_optimizer: str = "sgd"  # sgd | adam
-    val_fraction: float = 0.25
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        require(self.meta_optimizer in ("sgd", "adam"), "method.meta_optimizer",
-                f"must be one of sgd, adam, got {self.meta_optimizer!r}")
-        require(0 < self.val_fraction < 1, "method.val_fraction", f"must be in (0, 1), got {self.val_fraction}")
 
 
 @register_method("fomaml", display="FOMAML", config=FOMAMLConfig)
-class FOMAML(Method):
-    needs_val = True
+class FOMAML(GradMethod):
     shift = False
-
-    def setup(self, pop, steps):
-        super().setup(pop, steps)
-        self.opt = meta_optimizer(self.cfg.meta_optimizer, pop.phi, self.cfg.meta_lr)
 
     def after_step(self, step, pop):
         if step % self.cfg.aggregate_every == 0:
@@ -61,9 +48,3 @@ class FOMAML(Method):
                 ops.shift_(pop.theta, pop.phi - before)
         if step % self.cfg.reset_every == 0:
             pop.reset(hard=self.cfg.hard_reset)
-
-    def state_dict(self):
-        return {"opt": self.opt.state_dict()}
-
-    def load_state_dict(self, state):
-        self.opt.load_state_dict(state["opt"])

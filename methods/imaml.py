@@ -54,7 +54,7 @@ from omegaconf import II
 from torch import nn
 from torch.func import functional_call, grad, vjp
 
-from methods.base import MetaConfig, Method, meta_optimizer, register_method, require
+from methods.base import GradConfig, GradMethod, register_method, require
 
 
 def conjugate_gradient(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, steps: int) -> torch.Tensor:
@@ -125,35 +125,24 @@ def body_loss(learner: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[Cal
 
 
 @dataclass
-class IMAMLConfig(MetaConfig):
+class IMAMLConfig(GradConfig):
     name: str = "imaml"
     meta_lr: float = 0.1
     reset_every: int = 100
     aggregate_every: int = II(".reset_every")
-    meta_optimizer: str = "sgd"  # sgd | adam
     reg_lambda: float = 0.5  # lambda of the proximal term
     cg_steps: int = 10
     cg_damping: float = 0.0  # added to the identity: (1 + cg_damping) I + H / lambda
-    val_fraction: float = 0.25
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require(self.meta_optimizer in ("sgd", "adam"), "method.meta_optimizer",
-                f"must be one of sgd, adam, got {self.meta_optimizer!r}")
         require(self.reg_lambda > 0, "method.reg_lambda", f"must be > 0, got {self.reg_lambda}")
         require(self.cg_steps > 0, "method.cg_steps", f"must be > 0, got {self.cg_steps}")
         require(self.cg_damping >= 0, "method.cg_damping", f"must be >= 0, got {self.cg_damping}")
-        require(0 < self.val_fraction < 1, "method.val_fraction", f"must be in (0, 1), got {self.val_fraction}")
 
 
 @register_method("imaml", display="iMAML", config=IMAMLConfig)
-class IMAML(Method):
-    needs_val = True
-
-    def setup(self, pop, steps):
-        super().setup(pop, steps)
-        self.opt = meta_optimizer(self.cfg.meta_optimizer, pop.phi, self.cfg.meta_lr)
-
+class IMAML(GradMethod):
     def task_meta_grad(self, pop, i: int) -> torch.Tensor:
         """Learner i's implicit meta-gradient x_i, over the body."""
         learner = pop.learners[i]
@@ -170,9 +159,3 @@ class IMAML(Method):
             self.opt.step()
         if step % self.cfg.reset_every == 0:
             pop.reset(hard=self.cfg.hard_reset)
-
-    def state_dict(self):
-        return {"opt": self.opt.state_dict()}
-
-    def load_state_dict(self, state):
-        self.opt.load_state_dict(state["opt"])

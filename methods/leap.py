@@ -62,7 +62,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import II
 
-from methods.base import MetaConfig, Method, meta_optimizer, register_method, require
+from methods.base import GradConfig, GradMethod, register_method
 
 
 def leap_increment(theta_prev: torch.Tensor, theta_next: torch.Tensor, grad_prev: torch.Tensor | None = None,
@@ -92,22 +92,14 @@ def leap_increment(theta_prev: torch.Tensor, theta_next: torch.Tensor, grad_prev
 
 
 @dataclass
-class LeapConfig(MetaConfig):
+class LeapConfig(GradConfig):
     name: str = "leap"
     meta_lr: float = 0.1
     reset_every: int = 100
     aggregate_every: int = II(".reset_every")
-    meta_optimizer: str = "sgd"  # sgd | adam
     norm: bool = True  # path length d_1 (True) or energy d_2 (False)
     loss_term: bool = True  # include the loss coordinate (needs validation batches)
     stabilizer: bool = True  # d_loss <- -|d_loss|
-    val_fraction: float = 0.25  # used only with loss_term
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        require(self.meta_optimizer in ("sgd", "adam"), "method.meta_optimizer",
-                f"must be one of sgd, adam, got {self.meta_optimizer!r}")
-        require(0 < self.val_fraction < 1, "method.val_fraction", f"must be in (0, 1), got {self.val_fraction}")
 
 
 class Point(NamedTuple):
@@ -121,7 +113,7 @@ class Point(NamedTuple):
 
 
 @register_method("leap", display="Leap", config=LeapConfig)
-class Leap(Method):
+class Leap(GradMethod):
     def __init__(self, cfg: LeapConfig):
         super().__init__(cfg)
         # The loss coordinate is scored on validation batches (see the module docstring).
@@ -129,7 +121,6 @@ class Leap(Method):
 
     def setup(self, pop, steps):
         super().setup(pop, steps)
-        self.opt = meta_optimizer(self.cfg.meta_optimizer, pop.phi, self.cfg.meta_lr)
         self.meta_grad = torch.zeros_like(pop.theta)
         self.prev: Point | None = None  # the last point of every local trajectory
         # which learner each head entry of the flat buffer belongs to (heads follow the bodies in W)
@@ -179,10 +170,10 @@ class Leap(Method):
             self.prev = self.point(pop)  # the next trajectory starts at phi with the current heads
 
     def state_dict(self):
-        return {"opt": self.opt.state_dict(), "meta_grad": self.meta_grad.clone(),
+        return {**super().state_dict(), "meta_grad": self.meta_grad.clone(),
                 "prev": None if self.prev is None else tuple(self.prev)}
 
     def load_state_dict(self, state):
-        self.opt.load_state_dict(state["opt"])
+        super().load_state_dict(state)
         self.meta_grad.copy_(state["meta_grad"])
         self.prev = None if state["prev"] is None else Point(*state["prev"])
