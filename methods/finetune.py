@@ -36,5 +36,6 @@ class Finetune(Method):
         return self.cfg.steps or steps * n_sources
 
     def after_step(self, step, pop):
-        if step == self.total_steps:
-            pop.phi.copy_(pop.mean_theta())
+        # phi follows the body every step (one copy of P floats), so the phi snapshots
+        # taken for metatest.at_steps are the body pre-trained that far.
+        pop.phi.copy_(pop.mean_theta())

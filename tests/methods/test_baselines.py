@@ -110,15 +110,16 @@ def test_finetune_takes_the_largest_source_and_the_full_budget():
     assert named.sources(["a", "b"], {"a": 1, "b": 2}) == ["a"] and named.steps(100, 8) == 7
 
 
-def test_finetune_copies_the_body_at_the_last_step_only():
+def test_finetune_phi_is_the_pretrained_body_at_every_step():
     method = build("finetune")
     pop = hand_population()
     method.setup(pop, 2)
     pop.theta += MOVES
     method.after_step(1, pop)
-    assert pop.phi.tolist() == [0.0, 0.0]
+    assert pop.phi.tolist() == [0.5, 1.0]  # the mean over learners: with one source, its body
+    pop.theta += MOVES
     method.after_step(2, pop)
-    assert pop.phi.tolist() == [0.5, 1.0]
+    assert pop.phi.tolist() == [1.0, 2.0]
 
 
 def test_fomaml_gradient_matches_learn2learn_first_order_maml():
