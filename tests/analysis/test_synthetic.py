@@ -11,14 +11,6 @@ from analysis import synthetic
 GRID = 9  # Newton starts per axis: coarse, for speed
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def tasks():
     return synthetic.make_tasks(0)

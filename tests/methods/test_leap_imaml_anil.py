@@ -20,15 +20,6 @@ from test_update_rules import hand_population
 NEW = ["leap", "imaml", "anil"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: more threads only contend with other processes for the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def build(name, **cfg):
     entry = METHODS.get(name)
     return entry.build(entry.config(**cfg))
