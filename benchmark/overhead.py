@@ -1,13 +1,22 @@
 """Measure the runner's per-step overhead; not a unit test (timings are noisy).
 
-    python -m benchmark.overhead [repeats=5] [steps=100] [key=value ...]
+    python -m benchmark.overhead [repeats=21] [steps=25] [key=value ...]
 
 Reports, as medians over interleaved repeats in this one process:
 
 - runner / bare: one inner step of ``meta_train`` (method ``reptile`` with K = steps, so
   no meta-update) against a bare PyTorch loop doing the same SGD steps with separate
   models and ``torch.optim.SGD`` on the same preloaded uint8 tensors;
-- ours / reptile(K = steps): the cost of CTS's per-step meta-update and shift.
+- ours / reptile(K = steps): the cost of CTS's per-step meta-update and shift, as the
+  ratio of meta-training wall times;
+- reptile / reptile: the same configuration timed twice, the noise floor of the ratio
+  above (an A/A test);
+- the policy's share: the time ``after_step`` itself takes inside those same runs, as a
+  fraction of reptile's meta-training time. This is the same quantity measured without
+  the run-to-run noise, which on a shared machine is tens of percent.
+
+Repeats are short and alternate their order (reptile, ours, reptile again; then reversed),
+so a slow drift of the machine's speed cancels over pairs of repeats.
 """
 from __future__ import annotations
 
@@ -29,17 +38,38 @@ from benchmark.distributed import device_for
 from benchmark.run import load_data
 from benchmark.storage import RunDir
 from benchmark.train import initial_body, meta_train
+from methods import METHODS
 from tasks.registry import TASKS
 
 
-def runner_seconds(overrides: list[str], data, device) -> float:
+class PolicyTimer:
+    """Accumulates the wall time of every ``after_step`` call of one method class."""
+
+    def __init__(self, cls, device: torch.device):
+        self.seconds, inner = 0.0, cls.after_step
+        sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+        def after_step(method, step, pop):
+            sync()
+            t = time.perf_counter()
+            inner(method, step, pop)
+            sync()
+            self.seconds += time.perf_counter() - t
+
+        cls.after_step = after_step
+
+
+def runner_seconds(overrides: list[str], data, device, timer: PolicyTimer) -> tuple[float, float]:
+    """(meta-training wall seconds, seconds of it spent in the method's ``after_step``)."""
     with initialize_config_module("benchmark.conf", version_base="1.3"):
         cfg = validate(compose("config", overrides=overrides))
     with tempfile.TemporaryDirectory() as tmp:
         cfg.results_dir = tmp
         run = RunDir(OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True))
         run.start(1)
-        return meta_train(cfg, run, data, device, progress=False)["wall_seconds"]
+        timer.seconds = 0.0
+        wall = meta_train(cfg, run, data, device, progress=False)["wall_seconds"]
+        return wall, timer.seconds
 
 
 def bare_seconds(cfg, data, device, steps: int) -> float:
@@ -67,7 +97,7 @@ def bare_seconds(cfg, data, device, steps: int) -> float:
 def main(argv: list[str]) -> None:
     opts = dict(a.split("=", 1) for a in argv if a.split("=", 1)[0] in ("repeats", "steps"))
     overrides = [a for a in argv if a.split("=", 1)[0] not in ("repeats", "steps")]
-    repeats, steps = int(opts.get("repeats", 5)), int(opts.get("steps", 100))
+    repeats, steps = int(opts.get("repeats", 21)), int(opts.get("steps", 25))
     base = [*overrides, f"train.steps={steps}", f"train.log_every={steps}"]
     with initialize_config_module("benchmark.conf", version_base="1.3"):
         cfg = validate(compose("config", overrides=base))
@@ -76,22 +106,27 @@ def main(argv: list[str]) -> None:
     data = load_data(cfg)
     reptile = [*base, "method=reptile", f"method.reset_every={steps}"]
     ours = [*base, "method=ours"]
+    timer = PolicyTimer(METHODS.get("ours").build, device)  # Reptile is CTS without the shift: timed too
     bare_seconds(cfg, data, device, 5)  # warm-up
-    runner_seconds(reptile, data, device)
-    r_bare, r_cts = [], []
+    runner_seconds(reptile, data, device, timer)
+    r_bare, r_cts, r_aa, share = [], [], [], []
     for i in range(repeats):
         t_bare = bare_seconds(cfg, data, device, steps)
-        t_rep = runner_seconds(reptile, data, device)
-        t_ours = runner_seconds(ours, data, device)
+        order = ("reptile", "ours", "again") if i % 2 == 0 else ("again", "ours", "reptile")
+        t = {name: runner_seconds(ours if name == "ours" else reptile, data, device, timer) for name in order}
+        (t_rep, p_rep), (t_ours, p_ours), (t_again, _) = t["reptile"], t["ours"], t["again"]
         r_bare.append(t_rep / t_bare)
         r_cts.append(t_ours / t_rep)
-        print(f"repeat {i}: bare {t_bare:.2f}s  reptile(K=steps) {t_rep:.2f}s  ours {t_ours:.2f}s  "
+        r_aa.append(t_again / t_rep)
+        share.append((p_ours - p_rep) / t_rep)
+        print(f"repeat {i}: bare {t_bare:.2f}s  reptile(K=steps) {t_rep:.2f}s and {t_again:.2f}s  ours {t_ours:.2f}s  "
+              f"(after_step {1e3 * p_ours / steps:.3f} ms/step)  "
               f"per task-step bare {1e3 * t_bare / steps / len(cfg.suite.sources):.2f} ms", flush=True)
     print(f"suite={cfg.suite.name} steps={steps} tasks={len(cfg.suite.sources)} threads={torch.get_num_threads()}")
-    print(f"runner / bare PyTorch loop: median {statistics.median(r_bare):.3f} (all: "
-          + ", ".join(f"{r:.3f}" for r in r_bare) + ")")
-    print(f"ours / reptile(K=steps):    median {statistics.median(r_cts):.3f} (all: "
-          + ", ".join(f"{r:.3f}" for r in r_cts) + ")")
+    for label, ratios in (("runner / bare PyTorch loop", r_bare), ("ours / reptile(K=steps)", r_cts),
+                          ("reptile / reptile (A/A)", r_aa), ("1 + CTS after_step share", [1 + s for s in share])):
+        print(f"{label + ':':28s}median {statistics.median(ratios):.4f} (all: "
+              + ", ".join(f"{r:.3f}" for r in ratios) + ")")
 
 
 if __name__ == "__main__":
