@@ -9,8 +9,10 @@ reads its rank from the environment:
 - ``torchrun --nproc_per_node=W -m benchmark.run runner.world_size=W`` (RANK, WORLD_SIZE...);
 - SLURM ``srun``: SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID and the job's first node.
 
-Collectives all-reduce one flat buffer (sum of rows plus the row count), which is
-correct for uneven shards. Backends: NCCL on CUDA, gloo on CPU.
+A collective over the tasks' rows is one all-gather (each rank's rows padded to the
+largest shard), summed in task order, so any W gives bit-for-bit the phi of W = 1:
+the shards are contiguous in task order and every other computation is per task.
+Backends: NCCL on CUDA, gloo on CPU.
 """
 from __future__ import annotations
 
@@ -33,17 +35,20 @@ class Collective:
 
     world_size = 1
     rank = 0
-
-    def all_sum(self, buf: torch.Tensor) -> torch.Tensor:
-        return buf
+    rows_per_rank: list[int] = []  # how many task rows each rank holds; set by the runner
 
     def mean_rows(self, rows: torch.Tensor) -> torch.Tensor:
-        """The mean of ``rows`` [n_local, P] over the rows of every process: one all-reduce."""
-        buf = torch.empty(rows.shape[1] + 1, dtype=rows.dtype, device=rows.device)
-        torch.sum(rows, 0, out=buf[:-1])
-        buf[-1] = rows.shape[0]
-        self.all_sum(buf)
-        return buf[:-1] / buf[-1]
+        """The mean of ``rows`` [n_local, P] over the rows of every process, in task order.
+
+        The rows of every rank are gathered and summed as one [T, P] tensor, in the one
+        order a single process would use, so every world size gives the same bits (an
+        all-reduce of per-rank partial sums would round differently per layout)."""
+        every = self.all_rows(rows)
+        return every.sum(0) / every.shape[0]
+
+    def all_rows(self, rows: torch.Tensor) -> torch.Tensor:
+        """Every rank's rows, concatenated in rank (= task) order: [T, P]."""
+        return rows.contiguous()
 
     def gather_rows(self, rows: list[dict]) -> list[dict]:
         """Every process's metric rows, on rank 0 (other ranks get their own back)."""
@@ -64,9 +69,16 @@ class ProcessGroup(Collective):
     def __init__(self, rank: int, world_size: int, device: torch.device):
         self.rank, self.world_size, self.device = rank, world_size, device
 
-    def all_sum(self, buf):
-        dist.all_reduce(buf)
-        return buf
+    def all_rows(self, rows):
+        """One all-gather, each rank's rows padded to the largest shard."""
+        counts = self.rows_per_rank
+        if len(counts) != self.world_size or counts[self.rank] != rows.shape[0]:
+            raise RuntimeError(f"rank {self.rank} holds {rows.shape[0]} rows; rows_per_rank is {counts}")
+        buf = rows.new_zeros(max(counts), rows.shape[1])
+        buf[: rows.shape[0]] = rows
+        parts = [torch.empty_like(buf) for _ in range(self.world_size)]
+        dist.all_gather(parts, buf)
+        return torch.cat([part[:n] for part, n in zip(parts, counts)])
 
     def gather_rows(self, rows):
         out = [None] * self.world_size if self.rank == 0 else None

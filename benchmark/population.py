@@ -7,7 +7,7 @@ For speed, every inner parameter of every learner lives in one flat buffer ``W``
 
 - the inner SGD step of all learners is four vector operations, not T optimizers;
 - a meta-update, shift or reset is one operation on ``theta``;
-- a collective over the bodies is one all-reduce over one flat buffer.
+- a collective over the bodies is one all-gather of one flat buffer.
 
 The inner step is exactly ``torch.optim.SGD`` (momentum, dampening 0, L2 weight
 decay, optional Nesterov); ``tests/benchmark/test_population.py`` checks it bit for bit.

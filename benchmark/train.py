@@ -76,6 +76,7 @@ def meta_train(
     sources = method.sources(list(cfg.suite.sources), {n: len(data[n].train_y) for n in cfg.suite.sources})
     steps = method.steps(cfg.train.steps, len(cfg.suite.sources))
     local = shard(sources, collective.rank, collective.world_size)
+    collective.rows_per_rank = [len(shard(sources, r, collective.world_size)) for r in range(collective.world_size)]
     if method.needs_val and collective.rank == 0 and resume_step == 0:  # recorded, for audit and reuse
         run.save_val_split({n: val_indices(len(data[n].train_y), method.cfg.val_fraction, cfg.seed, n)
                             for n in sources})

@@ -10,7 +10,7 @@ the identity, so phi is meta-updated every step without restarting trajectories.
 The inner optimizer state survives the reset unless ``hard_reset`` is set, as in
 the authors' ``--no_hard_reset`` default. Heads are never shifted or reset.
 
-Deviation from the authors' code: none in the rule; the all-reduce of the bodies is
+Deviation from the authors' code: none in the rule; the mean of the bodies is
 one flat collective in the runner rather than one per tensor.
 
 Defaults for the embedded ``glyphs`` suite (400 steps, 8 sources, seed 0), from a

@@ -10,6 +10,7 @@ import yaml
 
 from benchmark import launchers
 from benchmark.sweep import compose_runs, expand, load_grid, main, state
+from methods import METHODS
 
 TOY = ["suite=toy", "runner.threads=1", "train.steps=10", "metatest.steps=5"]
 
@@ -94,7 +95,7 @@ def test_a_bad_grid_names_its_key(tmp_path, capsys, grid, key):
 
 
 def test_shipped_grids_load():
-    assert len(points("core")) == 7 * 3
+    assert len(points("core")) == len(METHODS) * 3  # every registered method is in the comparison
     assert len(points("paper")) == 4 * 3 and all("runner.world_size=8" in p[1] for p in points("paper"))
     assert load_grid("paper", []).slurm.gpus_per_task == 1
 
