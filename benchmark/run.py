@@ -119,6 +119,8 @@ def main(cfg: DictConfig) -> None:
         sys.exit(1)
     if run.done:
         print_table(run)
+    if distributed.place_from_env() is not None:  # a rank under torchrun or srun
+        distributed.exit_rank(0)
 
 
 if __name__ == "__main__":

@@ -10,12 +10,14 @@ import sys
 from omegaconf import OmegaConf
 
 from benchmark.config import from_container
+from benchmark.distributed import exit_rank
 
 
 def main(path: str) -> None:
     from benchmark.run import execute
 
     execute(from_container(OmegaConf.to_container(OmegaConf.load(path))))
+    exit_rank(0)
 
 
 if __name__ == "__main__":
