@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     os.umask(umask)
     tmp.chmod(0o777 & ~umask)  # mkdtemp's private 0700 would outlive the rename
     try:
-        write_report(results, collection, tmp)
+        write_report(args.results, collection, tmp)  # the path as the user gave it
         replace_dir(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
