@@ -177,6 +177,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+SPAWNED = "LSML_SPAWNED"  # set in self-spawned workers: their parent holds the run's lock
+
+
 def spawn(config_yaml: str, world_size: int, grace_s: float = 10.0) -> int:
     """Start ``world_size`` workers on this machine and wait; if one fails, stop the rest.
 
@@ -189,7 +192,7 @@ def spawn(config_yaml: str, world_size: int, grace_s: float = 10.0) -> int:
     procs = []
     try:
         for rank in range(world_size):
-            env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": str(world_size), "LOCAL_RANK": str(rank),
+            env = {**os.environ, SPAWNED: "1", "RANK": str(rank), "WORLD_SIZE": str(world_size), "LOCAL_RANK": str(rank),
                    "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}
             procs.append(subprocess.Popen([sys.executable, "-m", "benchmark.worker", f.name], env=env))
         while True:

@@ -8,7 +8,9 @@ Examples::
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
 
 import hydra
@@ -18,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from benchmark import distributed
 from benchmark.config import Config, cores, validate
 from benchmark.metatest import meta_test
-from benchmark.storage import RunDir, git_commit
+from benchmark.storage import RunBusy, RunDir, git_commit
 from benchmark.train import meta_train
 from tasks.registry import TASKS, Splits
 
@@ -43,10 +45,18 @@ def execute(cfg: Config, progress: bool = True) -> RunDir:
     config = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
     run = RunDir(config)
     place = distributed.place_from_env()
-    if run.done:
-        if place is None or place.rank == 0:
-            print(f"already done: {run.path}")
-        return run
+    # The process that owns the run holds its lock: this one, a self-spawn's parent
+    # (not its workers), or rank 0 under torchrun / srun.
+    owner = place is None or (place.rank == 0 and distributed.SPAWNED not in os.environ)
+    with run.lock() if owner else contextlib.nullcontext():
+        if run.done:
+            if place is None or place.rank == 0:
+                print(f"already done: {run.path}")
+            return run
+        return _execute(cfg, run, config, place, progress)
+
+
+def _execute(cfg: Config, run: RunDir, config: dict, place: distributed.Place | None, progress: bool) -> RunDir:
     if cfg.runner.world_size > 1 and place is None:
         code = distributed.spawn(OmegaConf.to_yaml(config), cfg.runner.world_size)
         if code:
@@ -114,7 +124,7 @@ def main(cfg: DictConfig) -> None:
         sys.exit(2)
     try:
         run = execute(typed)
-    except (RunFailed, FileNotFoundError) as e:  # FileNotFoundError: a dataset is missing
+    except (RunFailed, RunBusy, FileNotFoundError) as e:  # FileNotFoundError: a dataset is missing
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
     if run.done:

@@ -8,6 +8,8 @@ folder wherever and however it runs. Analysis reads only these folders.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import shutil
@@ -15,7 +17,7 @@ import signal
 import subprocess
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from omegaconf import OmegaConf
@@ -92,6 +94,10 @@ class StopRequest:
         raise SystemExit(128 + sig)
 
 
+class RunBusy(RuntimeError):
+    """Another live process holds the run's lock: it is running this very folder."""
+
+
 class RunDir:
     def __init__(self, config: dict):
         self.config = config
@@ -103,6 +109,24 @@ class RunDir:
     @property
     def done(self) -> bool:
         return (self.path / "done").exists()
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run's lock while the block runs, or raise RunBusy at once.
+
+        Without it, a second process started on a folder that a first one is running
+        (a hand-started run beside a sweep, say) would clear it under the first. The lock
+        is an flock on ``<results_dir>/.locks/<run-id>.lock`` (inside the run folder,
+        clearing the folder would delete it), so the kernel releases it when its holder
+        dies, kill -9 included: no stale lock survives a crash."""
+        path = Path(self.config["results_dir"]) / ".locks" / f"{self.id}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RunBusy(f"{self.path} is being run by another process (it holds {path})") from None
+            yield
 
     def start(self, world_size: int) -> int:
         """Prepare the folder; return the step to resume from (0: a fresh start).

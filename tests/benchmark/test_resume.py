@@ -66,6 +66,18 @@ def test_kill_9_then_rerun_is_bit_identical(tmp_path, uninterrupted, method):
     assert_bit_identical(final_phi(tmp_path), uninterrupted)
 
 
+def test_a_second_process_on_a_running_folder_fails_and_leaves_it_alone(tmp_path, uninterrupted):
+    """Without the run's lock, the second would clear the folder under the first."""
+    first = start(tmp_path)
+    wait_for_checkpoint(tmp_path, 20, first)
+    second = start(tmp_path)
+    output, _ = second.communicate(timeout=120)
+    assert second.returncode == 1 and "is being run by another process" in output, output
+    output, _ = first.communicate(timeout=300)
+    assert first.returncode == 0, output
+    assert_bit_identical(final_phi(tmp_path), uninterrupted)
+
+
 def test_sigterm_checkpoints_the_current_step_and_resumes(tmp_path, uninterrupted):
     proc = start(tmp_path)
     wait_for_checkpoint(tmp_path, 20, proc)
