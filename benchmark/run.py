@@ -45,42 +45,47 @@ def execute(cfg: Config, progress: bool = True) -> RunDir:
     config = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
     run = RunDir(config)
     place = distributed.place_from_env()
+    if _already_done(run, place):
+        return run
     # The process that owns the run holds its lock: this one, a self-spawn's parent
     # (not its workers), or rank 0 under torchrun / srun.
     owner = place is None or (place.rank == 0 and distributed.SPAWNED not in os.environ)
-    with run.lock() if owner else contextlib.nullcontext():
-        if run.done:
-            if place is None or place.rank == 0:
-                print(f"already done: {run.path}")
-            return run
-        return _execute(cfg, run, config, place, progress)
-
-
-def _execute(cfg: Config, run: RunDir, config: dict, place: distributed.Place | None, progress: bool) -> RunDir:
     if cfg.runner.world_size > 1 and place is None:
-        code = distributed.spawn(OmegaConf.to_yaml(config), cfg.runner.world_size)
+        with run.lock():
+            if _already_done(run, place):
+                return run
+            code = distributed.spawn(OmegaConf.to_yaml(config), cfg.runner.world_size)
         if code:
             raise RunFailed(f"a rank of {run.path} failed with exit code {code}")
         return run
 
     torch.set_num_threads(cfg.runner.threads or max(1, cores() // cfg.runner.world_size))
     device = distributed.device_for(cfg.runner.device, place)
-    data = load_data(cfg)  # before the folder exists: missing data leaves nothing behind
-    collective = distributed.connect(cfg.runner.world_size, device, cfg.runner.timeout)
-    try:
-        if collective.rank == 0:
-            run.start(cfg.runner.world_size)
-        collective.barrier()
-        resume = run.resume_step(cfg.runner.world_size)
-        if resume and collective.rank == 0:
-            print(f"resuming {run.path} from step {resume}")
-        result = meta_train(cfg, run, data, device, collective, progress=progress and collective.rank == 0,
-                            resume_step=resume)
-        if collective.rank == 0:
-            finish(cfg, run, data, device, result, progress)
-    finally:
-        collective.close()
+    data = load_data(cfg)  # before the lock and the folder: missing data leaves nothing behind
+    with run.lock() if owner else contextlib.nullcontext():
+        if _already_done(run, place):  # finished by another process meanwhile
+            return run
+        collective = distributed.connect(cfg.runner.world_size, device, cfg.runner.timeout)
+        try:
+            if collective.rank == 0:
+                run.start(cfg.runner.world_size)
+            collective.barrier()
+            resume = run.resume_step(cfg.runner.world_size)
+            if resume and collective.rank == 0:
+                print(f"resuming {run.path} from step {resume}")
+            result = meta_train(cfg, run, data, device, collective, progress=progress and collective.rank == 0,
+                                resume_step=resume)
+            if collective.rank == 0:
+                finish(cfg, run, data, device, result, progress)
+        finally:
+            collective.close()
     return run
+
+
+def _already_done(run: RunDir, place: distributed.Place | None) -> bool:
+    if run.done and (place is None or place.rank == 0):
+        print(f"already done: {run.path}")
+    return run.done
 
 
 def finish(cfg: Config, run: RunDir, data: dict[str, Splits], device, result: dict, progress: bool) -> None:
