@@ -47,9 +47,6 @@ def execute(cfg: Config, progress: bool = True) -> RunDir:
     place = distributed.place_from_env()
     if _already_done(run, place):
         return run
-    # The process that owns the run holds its lock: this one, a self-spawn's parent
-    # (not its workers), or rank 0 under torchrun / srun.
-    owner = place is None or (place.rank == 0 and distributed.SPAWNED not in os.environ)
     if cfg.runner.world_size > 1 and place is None:
         with run.lock():
             if _already_done(run, place):
@@ -62,6 +59,9 @@ def execute(cfg: Config, progress: bool = True) -> RunDir:
     torch.set_num_threads(cfg.runner.threads or max(1, cores() // cfg.runner.world_size))
     device = distributed.device_for(cfg.runner.device, place)
     data = load_data(cfg)  # before the lock and the folder: missing data leaves nothing behind
+    # The process that owns the run holds its lock: this one, a self-spawn's parent
+    # (above; not its workers), or rank 0 under torchrun / srun.
+    owner = place is None or (place.rank == 0 and distributed.SPAWNED not in os.environ)
     with run.lock() if owner else contextlib.nullcontext():
         if _already_done(run, place):  # finished by another process meanwhile
             return run

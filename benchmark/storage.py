@@ -115,7 +115,8 @@ class RunDir:
         """Hold the run's lock while the block runs, or raise RunBusy at once.
 
         Without it, a second process started on a folder that a first one is running
-        (a hand-started run beside a sweep, say) would clear it under the first. The lock
+        (a hand-started run beside a sweep, say) would clear it under the first, or, once
+        a resumable checkpoint exists, resume it and write the same files. The lock
         is an flock on ``<results_dir>/.locks/<run-id>.lock`` (inside the run folder,
         clearing the folder would delete it), so the kernel releases it when its holder
         dies, kill -9 included: no stale lock survives a crash."""

@@ -67,7 +67,8 @@ def test_kill_9_then_rerun_is_bit_identical(tmp_path, uninterrupted, method):
 
 
 def test_a_second_process_on_a_running_folder_fails_and_leaves_it_alone(tmp_path, uninterrupted):
-    """Without the run's lock, the second would clear the folder under the first."""
+    """Without the run's lock, the second would resume from the first's checkpoint and both
+    would write the same folder (before any checkpoint, it would clear the folder)."""
     first = start(tmp_path)
     wait_for_checkpoint(tmp_path, 20, first)
     second = start(tmp_path)
