@@ -1,17 +1,48 @@
 """Atomic file writes: a temp file in the same folder, fsync, then rename.
 
-A crash leaves either the old file or the new one, never half of one.
+A crash leaves either the old file or the new one, never half of one. Files get the
+mode an ordinary ``open`` would give them (0644 under the usual umask 022), not
+``mkstemp``'s 0600, so colleagues on a shared cluster can read the results. JSON is
+strict: a non-finite float is written as ``null`` (NaN is not JSON).
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Iterator
 
 import torch
+
+
+_umask_lock = threading.Lock()
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it: done under a lock)."""
+    with _umask_lock:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def finite(obj: Any) -> Any:
+    """``obj`` with every non-finite float replaced by None, for strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj
+
+
+def dumps(obj: Any, **kwargs: Any) -> str:
+    return json.dumps(finite(obj), allow_nan=False, **kwargs)
 
 
 @contextmanager
@@ -20,6 +51,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO[Any]]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()
@@ -36,7 +68,7 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    write_text(path, dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def torch_save(obj: Any, path: str | os.PathLike) -> None:
@@ -48,4 +80,4 @@ def append_jsonl(path: str | os.PathLike, rows: list[dict]) -> None:
     """Append whole lines by rewriting the file atomically (metrics files are small)."""
     path = Path(path)
     old = path.read_text() if path.exists() else ""
-    write_text(path, old + "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    write_text(path, old + "".join(dumps(r, sort_keys=True) + "\n" for r in rows))
