@@ -1,9 +1,10 @@
 """Read run folders into tidy DataFrames: one row per run x target, per curve point, per log row.
 
-A run folder (see ``benchmark/storage.py``) is complete when its ``done`` marker
-exists; incomplete folders are skipped and reported, never half-read. Everything the
-tables and figures show is computed from the frames built here, so each number traces
-back to ``runs.csv`` (final accuracies) or ``curves.csv`` (accuracy along meta-training).
+Only complete run folders are read, and only when their files parse and agree with their
+summary.json (see ``analysis.rundirs``); diverged, incomplete and unreadable folders are
+listed, never half-read. Everything the tables and figures show is computed from the
+frames built here, so each number traces back to ``runs.csv`` (final accuracies) or
+``curves.csv`` (accuracy along meta-training).
 
 Runs of one method that differ in a swept hyperparameter (say ``method.reset_every``)
 are different *variants*; the ``variant`` column names what sets them apart within
@@ -17,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 import methods  # noqa: F401  (registers every method, for row order and display names)
+from analysis.rundirs import Unreadable, diverged_line, find_run_dirs, load_run, rel
 from methods.base import METHODS, display_name
 
 # Config keys that never define a hyperparameter setting: where files go, how processes
@@ -46,24 +47,15 @@ class Collection:
     curves: pd.DataFrame  # curves.csv: run x target x phi step
     training: pd.DataFrame  # training.csv: run x logged step x source task
     swept: list[str]  # the hyperparameter columns of runs.csv
-    incomplete: list[str] = field(default_factory=list)  # run folders without ``done``
-    unreadable: list[str] = field(default_factory=list)  # "folder: error" for done folders that fail to parse
+    incomplete: list[str] = field(default_factory=list)  # run folders with neither ``done`` nor ``diverged``
+    diverged: list[str] = field(default_factory=list)  # "folder: ours seed 0 diverged at ..." per diverged run
+    unreadable: list[str] = field(default_factory=list)  # "folder/file[:line]: error" for done folders skipped
 
 
 def method_order(names: list[str]) -> list[str]:
     """Registry order first; unknown methods after them, alphabetically."""
     known = [n for n in METHODS.names() if n in names]
     return known + sorted(set(names) - set(known))
-
-
-def find_run_dirs(root: Path) -> tuple[list[Path], list[Path]]:
-    """Every folder holding a ``config.yaml`` or ``summary.json``, split into (complete, incomplete).
-
-    Hidden folders are not runs (Hydra's ``.hydra/config.yaml``, a report being written)."""
-    found = {p.parent for pattern in ("config.yaml", "summary.json") for p in root.rglob(pattern)}
-    folders = sorted(f for f in found if not any(part.startswith(".") for part in f.relative_to(root).parts))
-    complete = [f for f in folders if (f / "done").exists()]
-    return complete, [f for f in folders if not (f / "done").exists()]
 
 
 def flatten(config: dict, prefix: str = "") -> dict[str, Any]:
@@ -89,21 +81,6 @@ def swept_keys(configs: list[dict[str, Any]]) -> list[str]:
     return sorted(swept)
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
-
-
-def load_run(folder: Path) -> dict:
-    """One complete run folder as plain data (no checkpoints are read)."""
-    return {
-        "folder": folder,
-        "config": yaml.safe_load((folder / "config.yaml").read_text()),
-        "summary": json.loads((folder / "summary.json").read_text()),
-        "metrics": read_jsonl(folder / "metrics.jsonl"),
-        "metatest": read_jsonl(folder / "metatest.jsonl"),
-    }
-
-
 def inner_steps_per_step(run: dict) -> float:
     """How many inner steps one phi step stands for: the number of learners the method ran.
 
@@ -112,7 +89,7 @@ def inner_steps_per_step(run: dict) -> float:
     for row in run["metrics"]:
         if row.get("step"):
             return row["inner_steps"] / row["step"]
-    steps = run["config"]["train"]["steps"]
+    steps = (run["config"].get("train") or {}).get("steps")
     return run["summary"]["inner_steps"] / steps if steps else 0.0
 
 
@@ -193,17 +170,17 @@ def _describe(runs: list[dict], root: Path) -> tuple[list[dict], list[str]]:
 def collect(root: str | Path, only: set[Path] | None = None) -> Collection:
     """Every complete run under ``root`` (or only those folders) as runs / curves / training frames."""
     root = Path(root)
-    complete, incomplete = find_run_dirs(root)
+    complete, diverged, incomplete = find_run_dirs(root)
     if only is not None:
         only = {Path(p).resolve() for p in only}
-        complete = [f for f in complete if f.resolve() in only]
-        incomplete = [f for f in incomplete if f.resolve() in only]
+        complete, diverged, incomplete = ([f for f in group if f.resolve() in only]
+                                          for group in (complete, diverged, incomplete))
     runs, unreadable = [], []
     for folder in complete:
         try:
-            runs.append(load_run(folder))
-        except (OSError, ValueError, yaml.YAMLError) as e:  # json errors are ValueErrors
-            unreadable.append(f"{folder.relative_to(root).as_posix()}: {e}")
+            runs.append(load_run(folder, root))
+        except Unreadable as e:
+            unreadable.append(str(e))
     infos, swept = _describe(runs, root)
     id_cols = ID_COLUMNS + swept
     run_rows, curve_rows, train_rows = [], [], []
@@ -230,7 +207,8 @@ def collect(root: str | Path, only: set[Path] | None = None) -> Collection:
         curves=_ordered(_frame(curve_rows, swept), ["inner_steps"]),
         training=_ordered(_frame(train_rows, swept), ["step", "task"]),
         swept=swept,
-        incomplete=[f.relative_to(root).as_posix() for f in incomplete],
+        incomplete=[rel(f, root) for f in incomplete],
+        diverged=[diverged_line(f, root) for f in diverged],
         unreadable=unreadable,
     )
 

@@ -122,7 +122,9 @@ def _clip_to_percent(ax: plt.Axes) -> None:
 
 
 def training_loss(training: pd.DataFrame, style: dict[str, Style], out: Path, stem: str) -> list[Path] | None:
-    """Meta-training loss (mean over source tasks) vs cumulative inner steps, log y."""
+    """Meta-training loss (mean over source tasks) vs cumulative inner steps, log y. A null
+    loss (metrics.jsonl writes a non-finite one as null) is left out, not drawn as zero."""
+    training = training.dropna(subset=["loss"]) if "loss" in training else training.iloc[:0]
     if training.empty:
         return None
     df = training.assign(row=row_labels(training))

@@ -1,9 +1,10 @@
 """``python -m analysis.report <results dir> [--out DIR]``: tables, figures and CSVs from run folders.
 
-Reads every complete run folder under the results directory (incomplete ones, without
-``done``, are skipped and listed), writes ``runs.csv``, ``curves.csv``, ``training.csv``,
-the figures (PNG + PDF), the LaTeX tables and ``summary.md`` into a temporary folder,
-and only then swaps it in for the old report, so a report folder is always whole.
+Reads every complete run folder under the results directory (diverged ones, incomplete
+ones and those whose files do not parse or agree with their summary.json are skipped and
+listed apart), writes ``runs.csv``, ``curves.csv``, ``training.csv``, the figures (PNG +
+PDF), the LaTeX tables and ``summary.md`` into a temporary folder, and only then swaps it
+in for the old report, so a report folder is always whole.
 
 Tables are computed from ``runs.csv`` / ``curves.csv`` as read back from disk, so every
 number in them traces to those files. With several suites, each suite's files carry a
@@ -59,7 +60,7 @@ def suite_section(suite: str, frames: dict[str, pd.DataFrame], swept: list[str],
     # (title, files or None, why a figure may be missing)
     figures = [
         ("Meta-training loss", plots.training_loss(training, style, out, f"training_loss{suffix}"),
-         "no metrics.jsonl rows"),
+         "no metrics.jsonl rows with a loss"),
         ("Meta-convergence, mean over targets",
          plots.metaconvergence(curves, targets, style, out, f"metaconvergence{suffix}"),
          "no method meta-tested at two or more phi steps (metatest.at_steps)"),
@@ -87,7 +88,8 @@ def write_report(results: Path, collection: Collection, out: Path) -> None:
     suites = list(pd.unique(runs["suite"]))
     n_runs = runs["run_dir"].nunique()
     lines = ["# lsml-bench report", "",
-             f"From `{results}`: {n_runs} complete runs, {len(collection.incomplete)} incomplete skipped. "
+             f"From `{results}`: {n_runs} complete runs; skipped {len(collection.diverged)} diverged, "
+             f"{len(collection.incomplete)} incomplete, {len(collection.unreadable)} unreadable. "
              "Data: [runs.csv](runs.csv) (final phi, run x target), [curves.csv](curves.csv) "
              "(accuracy along meta-training), [training.csv](training.csv) (meta-training logs).", "",
              "Swept hyperparameters (columns of runs.csv): "
@@ -95,7 +97,9 @@ def write_report(results: Path, collection: Collection, out: Path) -> None:
     for suite in suites:
         suffix = f"_{suite}" if len(suites) > 1 else ""
         lines += suite_section(suite, frames, collection.swept, style, out, suffix)
-    lines += ["## Skipped incomplete runs (no `done`)", ""]
+    lines += ["## Diverged runs (excluded)", ""]
+    lines += [f"- `{line}`" for line in collection.diverged] or ["None."]
+    lines += ["", "## Skipped incomplete runs (no `done`)", ""]
     lines += [f"- `{path}`" for path in collection.incomplete] or ["None."]
     if collection.unreadable:
         lines += ["", "## Skipped unreadable runs", "", *[f"- `{problem}`" for problem in collection.unreadable]]
@@ -146,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     collection = from_report(results) if is_report else collect(results)
+    for line in collection.diverged:
+        print(f"skipped diverged run: {line}")
     for path in collection.incomplete:
         print(f"skipped incomplete run (no done): {path}")
     for problem in collection.unreadable:

@@ -1,6 +1,7 @@
 """analysis.collect on the frozen fixture (tests/fixtures/runs, written by make_runs.py)."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +11,13 @@ from analysis.collect import collect, label_keys, method_order
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 RUNS = FIXTURES / "runs"
+DIVERGED = "toy/ours/7b786325a4cc"  # make_runs.py: ours at meta_lr 1.0, seed 0
+
+
+def copy_runs(tmp_path: Path) -> Path:
+    """A copy of the fixture to damage."""
+    shutil.copytree(RUNS, tmp_path / "runs")
+    return tmp_path / "runs"
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +98,6 @@ def test_training_rows(collection):
 def test_learner_count_comes_from_metrics(tmp_path):
     # Fine-tuning trains one learner for train.steps x sources steps: phi_step 5 is 5 inner
     # steps, not 5 x inner_steps / train.steps = 20.
-    import shutil
-
     src = RUNS / "toy" / "ours" / "60cc4897a620"
     dst = tmp_path / "toy" / "finetune" / "x"
     shutil.copytree(src, dst)
@@ -99,3 +105,44 @@ def test_learner_count_comes_from_metrics(tmp_path):
     metrics.write_text(metrics.read_text().replace('"inner_steps": 40', '"inner_steps": 10'))
     curves = collect(tmp_path).curves
     assert curves.loc[curves["phi_step"] == "5", "inner_steps"].iloc[0] == 5
+
+
+def test_diverged_runs_are_listed_apart(collection):
+    assert collection.diverged == [f"{DIVERGED}: ours seed 0 diverged at meta-train step 13 on toy_b (loss)"]
+    for frame in (collection.runs, collection.curves, collection.training):
+        assert not frame["run_dir"].eq(DIVERGED).any()
+    assert DIVERGED not in collection.incomplete and not collection.unreadable
+
+
+def test_runs_that_disagree_with_their_summary_are_skipped(tmp_path):
+    root = copy_runs(tmp_path)
+    cut = root / "toy/ours/60cc4897a620/metrics.jsonl"  # steps 10 and 20, four sources each
+    cut.write_text("".join(cut.read_text().splitlines(keepends=True)[:4]))  # cut at a line boundary
+    partial = root / "toy/ours/fd8ab0334b66/metrics.jsonl"
+    partial.write_text("".join(partial.read_text().splitlines(keepends=True)[:6]))  # half of step 20
+    metatest = root / "toy/reptile/8e8442147d5d/metatest.jsonl"
+    metatest.write_text("".join(line for line in metatest.read_text().splitlines(keepends=True)
+                                if not ('"final"' in line and "toy_f" in line)))
+    c = collect(root)
+    assert c.unreadable == [
+        "toy/ours/60cc4897a620/metrics.jsonl: ends at inner step 40, summary.json says 80 (truncated?)",
+        "toy/ours/fd8ab0334b66/metrics.jsonl: 2 rows at step 20, 4 at step 10 (truncated?)",
+        "toy/reptile/8e8442147d5d/metatest.jsonl: no final row for toy_f, which summary.json reports",
+    ]
+    bad = {p.split("/metri")[0].split("/metat")[0] for p in c.unreadable}
+    assert not c.runs["run_dir"].isin(bad).any()
+    # scratch (inner_steps 0) and newmethod (no metrics.jsonl) pass the check
+    assert c.runs["run_dir"].nunique() == collect(RUNS).runs["run_dir"].nunique() - 3
+
+
+def test_unreadable_names_the_file_and_line(tmp_path):
+    root = copy_runs(tmp_path)
+    metrics = root / "toy/ours/60cc4897a620/metrics.jsonl"
+    lines = metrics.read_text().splitlines(keepends=True)
+    lines[2] = lines[2].replace(", ", " ", 1)
+    metrics.write_text("".join(lines))
+    (root / "toy/reptile/8e8442147d5d/summary.json").write_text('{"method": "reptile",')
+    c = collect(root)
+    assert len(c.unreadable) == 2
+    assert c.unreadable[0].startswith("toy/ours/60cc4897a620/metrics.jsonl:3: Expecting ',' delimiter")
+    assert c.unreadable[1].startswith("toy/reptile/8e8442147d5d/summary.json: Expecting property name")

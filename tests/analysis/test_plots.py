@@ -36,6 +36,14 @@ def test_training_loss(collection, style, tmp_path):
     check(plots.training_loss(collection.training, style, tmp_path, "training_loss"))
 
 
+def test_training_loss_leaves_null_losses_out(collection, style, tmp_path):
+    # metrics.jsonl writes a non-finite loss as null: a method with only nulls is not drawn
+    training = collection.training.copy()
+    training.loc[training["method"] == "reptile", "loss"] = None
+    check(plots.training_loss(training, style, tmp_path, "training_loss"))
+    assert plots.training_loss(training.assign(loss=None), style, tmp_path, "none") is None
+
+
 def test_metaconvergence_mean_and_per_target(collection, style, tmp_path):
     check(plots.metaconvergence(collection.curves, ["toy_e", "toy_f"], style, tmp_path, "metaconvergence"))
     check(plots.metaconvergence(collection.curves, ["toy_e", "toy_f"], style, tmp_path, "mc_toy_f", target="toy_f"))

@@ -1,6 +1,8 @@
 """The command end to end: ``python -m analysis.report <fixture> --out <tmp>``, run once per module."""
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -76,3 +78,25 @@ def test_refuses_to_replace_other_folders(tmp_path):
 def test_no_complete_runs(tmp_path, capsys):
     assert main([str(tmp_path)]) == 1
     assert "no complete run folders" in capsys.readouterr().err
+
+
+def test_diverged_runs_are_listed_apart(report):
+    proc, out = report
+    line = "toy/ours/7b786325a4cc: ours seed 0 diverged at meta-train step 13 on toy_b (loss)"
+    assert f"skipped diverged run: {line}" in proc.stdout
+    assert "7b786325a4cc" not in proc.stdout.replace(line, "")  # not also called incomplete
+    summary = (out / "summary.md").read_text()
+    assert f"## Diverged runs (excluded)\n\n- `{line}`\n" in summary
+    assert summary.count("7b786325a4cc") == 1
+
+
+def test_summary_without_accuracies_is_unreadable_not_a_crash(tmp_path, capsys):
+    root = tmp_path / "runs"
+    shutil.copytree(RUNS, root)
+    summary = root / "toy/ours/60cc4897a620/summary.json"  # has done: a diverged-style summary must not crash
+    s = json.loads(summary.read_text())
+    del s["target_accuracy"], s["mean_accuracy"]
+    summary.write_text(json.dumps(s))
+    assert main([str(root), "--out", str(tmp_path / "report")]) == 0
+    assert ("skipped unreadable run: toy/ours/60cc4897a620/summary.json: no target_accuracy"
+            in capsys.readouterr().out)
