@@ -84,7 +84,9 @@ def num_params(module: nn.Module) -> int:
 
 class BasicBlock(nn.Module):
     """CIFAR ResNet block (He et al. 2016, Sec. 4.2) with the parameter-free "option A"
-    shortcut: stride-2 subsampling plus zero-padded channels."""
+    shortcut: stride-2 subsampling plus zero-padded channels. As in the authors'
+    ``IdentityShortCut``, the zeros go on both sides, so the identity lands in the middle
+    channels (for an odd difference, where theirs would fail, the extra zero goes last)."""
 
     def __init__(self, cin: int, cout: int, stride: int):
         super().__init__()
@@ -92,19 +94,25 @@ class BasicBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(cout)
-        self.stride, self.pad = stride, cout - cin
+        self.stride = stride
+        self.pad = ((cout - cin) // 2, cout - cin - (cout - cin) // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         shortcut = x[:, :, :: self.stride, :: self.stride] if self.stride > 1 else x
-        if self.pad:
-            shortcut = nn.functional.pad(shortcut, (0, 0, 0, 0, 0, self.pad))
+        if any(self.pad):
+            shortcut = nn.functional.pad(shortcut, (0, 0, 0, 0, *self.pad))
         return torch.relu(out + shortcut)
 
 
 class ResNetCifar(nn.Sequential):
-    """ResNet-(6n+2) for small images: 3 stages of n basic blocks at w, 2w, 4w channels."""
+    """ResNet-(6n+2) for small images: 3 stages of n basic blocks at w, 2w, 4w channels.
+
+    Initialized as the authors' ``ResNet_small``: every conv kaiming-normal with fan-out and
+    ReLU gain, every BN weight 1 and bias 0 (torch's default conv init gives the 3x3 convs a
+    1.7-2.4x smaller std). Their ``fc`` keeps nn.Linear's default, as our head does
+    (``benchmark.population.init_head``)."""
 
     def __init__(self, in_channels: int, n: int = 3, width: int = 16):
         layers: list[nn.Module] = [nn.Conv2d(in_channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width),
@@ -116,6 +124,12 @@ class ResNetCifar(nn.Sequential):
                 cin = cout
         super().__init__(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.out_features = cin
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
 
 
 @dataclass

@@ -4,8 +4,10 @@ Each ``load_*(data_cfg, task, size, num_classes)`` checks its files exist, then 
 cached uint8 splits (``tasks.decode``). Layouts, under ``data.root``:
 
 * ``tiny-imagenet-200/``: ``wnids.txt``, ``train/<wnid>/images/*.JPEG``, ``val/images/`` and
-  ``val/val_annotations.txt``. Classes are the wnids *sorted*; the two tasks take classes
-  0-99 and 100-199 (the authors' ``tiny_imagenet_split_1/2``). Val is the test set.
+  ``val/val_annotations.txt``. Classes are the wnids *sorted*; the two halves take classes
+  0-99 and 100-199 (the authors' ``tiny_imagenet_split_1/2``), the whole task all 200 in
+  the same order, so its class c is class c of the first half and its class 100 + c class c
+  of the second, each with the same images in the same order. Val is the test set.
 * ``CUB_200_2011/``: the official tarball (``images.txt``, ``image_class_labels.txt``,
   ``train_test_split.txt``, ``images/``); its train/test split.
 * ``stanford_dogs/``: the official ``images.tar`` (``Images/<breed>/``) and ``lists.tar``
@@ -53,7 +55,8 @@ def _table(path: Path) -> dict[str, str]:
     return {row[0]: row[1].strip() for row in rows}
 
 
-def load_tiny_imagenet(data_cfg: Any, task: str, size: int, num_classes: int, half: int) -> Splits:
+def load_tiny_imagenet(data_cfg: Any, task: str, size: int, num_classes: int, half: int | None = None) -> Splits:
+    """All of Tiny ImageNet (``half=None``), or the half 0 or 1 of its sorted classes."""
     how = ("Download tiny-imagenet-200.zip from the official page https://cs231n.stanford.edu/ "
            "(http://cs231n.stanford.edu/tiny-imagenet-200.zip) and unzip it into the data root.")
     root = data_root(data_cfg)
@@ -61,9 +64,10 @@ def load_tiny_imagenet(data_cfg: Any, task: str, size: int, num_classes: int, ha
     wnids_file, annotations = base / "wnids.txt", base / "val" / "val_annotations.txt"
     ensure(task, data_cfg, [wnids_file, annotations, base / "val" / "images", base / "train"], how)
     wnids = sorted(wnids_file.read_text().split())
-    if len(wnids) != 2 * num_classes:
-        raise ValueError(f"{task}: {wnids_file} lists {len(wnids)} classes; Tiny ImageNet has {2 * num_classes}")
-    mine = wnids[half * num_classes:(half + 1) * num_classes]
+    total = num_classes if half is None else 2 * num_classes
+    if len(wnids) != total:
+        raise ValueError(f"{task}: {wnids_file} lists {len(wnids)} classes; Tiny ImageNet has {total}")
+    mine = wnids if half is None else wnids[half * num_classes:(half + 1) * num_classes]
     label = {wnid: i for i, wnid in enumerate(mine)}
     class_dirs = [base / "train" / wnid / "images" for wnid in mine]
     ensure(task, data_cfg, class_dirs, how)

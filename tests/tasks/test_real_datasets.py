@@ -38,10 +38,13 @@ REAL_CLASSES = {
     "tiny_imagenet_1": 100, "tiny_imagenet_2": 100, "cifar100": 100, "stanford_dogs": 120, "fgvc_aircraft": 100,
     "cub200": 200, "fashion_mnist": 10, "svhn": 10,
     "stl10": 10, "oxford_pets": 37, "food101": 101, "cifar10": 10, "dtd": 47, "flowers102": 102,
+    "tiny_imagenet": 200,
 }
 PAPER_SIZES = {"tiny_imagenet_1": 64, "tiny_imagenet_2": 64, "cifar100": 32, "stanford_dogs": 84,
-               "fgvc_aircraft": 84, "cub200": 84, "fashion_mnist": 28, "svhn": 32}
-ALL = [*PAPER_SOURCES, *PAPER_TARGETS]
+               "fgvc_aircraft": 84, "cub200": 84, "fashion_mnist": 28, "svhn": 32, "tiny_imagenet": 64}
+FINETUNE_SOURCE = "tiny_imagenet"  # all 200 classes: what the fine-tuning baseline pre-trains on
+ALL = [*PAPER_SOURCES, *PAPER_TARGETS, FINETUNE_SOURCE]
+EXPECTED = {**fx.EXPECTED, FINETUNE_SOURCE: (400, 200, 0)}  # both halves' images
 
 
 @pytest.fixture(scope="session")
@@ -55,6 +58,7 @@ def cfg(root: Path, cache: Path) -> SimpleNamespace:
 
 def test_paper_tasks_are_registered_with_the_paper_facts():
     assert len(PAPER_SOURCES) == 8 and len(PAPER_TARGETS) == 6 and set(ALL) == set(REAL_CLASSES)
+    assert FINETUNE_SOURCE not in (*PAPER_SOURCES, *PAPER_TARGETS)
     for name in ALL:
         spec = TASKS.get(name)
         size = PAPER_SIZES.get(name, 32)  # every target is meta-tested at 32 px
@@ -66,7 +70,7 @@ def test_paper_tasks_are_registered_with_the_paper_facts():
 def test_loads_offline_pairs_labels_and_caches(name, data_root, tmp_path):
     spec = TASKS.get(name)
     splits = spec.load(cfg(data_root, tmp_path))
-    n_train, n_test, offset = fx.EXPECTED[name]
+    n_train, n_test, offset = EXPECTED[name]
     s = spec.image_size
     for part, n in (("train", n_train), ("test", n_test)):
         x, y = getattr(splits, f"{part}_x"), getattr(splits, f"{part}_y")
@@ -102,6 +106,25 @@ def test_missing_data_fails_early_naming_dataset_path_and_source(name, tmp_path)
     assert isinstance(err.value, FileNotFoundError)
     assert message.startswith(f"{name}: expected {root}{os.sep}") and "http" in message, message
     assert not (tmp_path / "cache").exists()  # failed before any decoding
+
+
+def test_whole_tiny_imagenet_is_its_two_halves(data_root, tmp_path):
+    """Class c < 100 of the whole task is class c of the first half, class 100 + c is class c
+    of the second, with the same images in the same order, so a body pre-trained on the
+    whole agrees with the halves on what every label means."""
+    specs = [TASKS.get(n) for n in ("tiny_imagenet", "tiny_imagenet_1", "tiny_imagenet_2")]
+    assert len({(s.image_size, s.channels, s.pad, s.flip, s.mean, s.std) for s in specs}) == 1
+    assert specs[0].num_classes == specs[1].num_classes + specs[2].num_classes
+    whole, first, second = (s.load(cfg(data_root, tmp_path)) for s in specs)
+    split = specs[1].num_classes
+    for part in ("train", "test"):
+        x, y = getattr(whole, f"{part}_x"), getattr(whole, f"{part}_y")
+        for half, low in ((first, y < split), (second, y >= split)):
+            hx, hy = getattr(half, f"{part}_x"), getattr(half, f"{part}_y")
+            assert torch.equal(x[low], hx), f"{part}: images differ from the half's"
+            assert torch.equal(y[low] - (0 if half is first else split), hy), f"{part}: labels differ"
+        assert len(y) == sum(len(getattr(half, f"{part}_y")) for half in (first, second))
+    assert sorted(p.name.split("-")[0] for p in tmp_path.glob("*.pt")) == sorted(s.name for s in specs)  # one each
 
 
 def test_a_changed_dataset_misses_the_cache(data_root, tmp_path):
