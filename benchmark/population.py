@@ -82,17 +82,19 @@ class Population:
         self.phi = phi0.detach().clone().to(device)
 
         body = copy.deepcopy(body).to(device)
+        self.fresh_buffers = {k: v.clone() for k, v in body.named_buffers()}  # a new body's BatchNorm state
+        self.head_generators = list(head_generators)  # each task's own: heads never depend on the layout
         self.learners: list[Learner] = []
         offset = 0
         for i in range(T):
             learner = Learner(copy.deepcopy(body), nn.Linear(out, num_classes[i]).to(device))
             offset = _bind(learner.body, self.W, self.G, offset)
             self.learners.append(learner)
-        for learner, gen in zip(self.learners, head_generators):
+        for learner, gen in zip(self.learners, self.head_generators):
             init_head(learner.head, gen)
             offset = _bind(learner.head, self.W, self.G, offset)
         assert offset == size
-        self.reset(hard=True)
+        self.reset()
 
     def __len__(self) -> int:
         return len(self.learners)
@@ -114,10 +116,25 @@ class Population:
         """mean_i theta_i over every task of the run, whichever process holds it."""
         return self.collective.mean_rows(self.theta)
 
+    def mean_grad(self) -> torch.Tensor:
+        """mean_i of the body gradients in G (this step's training gradients, before the inner
+        step adds weight decay), over every task of the run."""
+        return self.collective.mean_rows(self.G[: self.theta.numel()].view_as(self.theta))
+
     def reset(self, hard: bool = False) -> None:
-        """theta_i <- phi; a hard reset also clears the inner optimizer state."""
+        """theta_i <- phi (the authors' default, soft reset: heads, BatchNorm statistics and
+        momentum carry on).
+
+        A hard reset is the authors' ``--hard_reset`` (``meta_train_ours.py`` lines 193-204:
+        a new model and a new optimizer, then the body loaded from phi): each head is
+        re-drawn from its task's own generator, the bodies' BatchNorm buffers go back to
+        a new body's, and all momentum is cleared."""
         ops.reset_(self.theta, self.phi)
         if hard:
+            for learner, gen in zip(self.learners, self.head_generators):
+                init_head(learner.head, gen)
+                for name, value in learner.body.named_buffers():
+                    value.copy_(self.fresh_buffers[name])
             self.M.zero_()
 
     def average(self) -> None:
@@ -143,7 +160,8 @@ class Population:
     # ---- checkpoints ---------------------------------------------------------------
     def state_dict(self) -> dict:
         buffers = [{k: v.clone() for k, v in l.body.named_buffers()} for l in self.learners]
-        return {"W": self.W.clone(), "M": self.M.clone(), "phi": self.phi.clone(), "buffers": buffers}
+        return {"W": self.W.clone(), "M": self.M.clone(), "phi": self.phi.clone(), "buffers": buffers,
+                "head_generators": [g.get_state() for g in self.head_generators]}
 
     def load_state_dict(self, state: dict) -> None:
         self.W.copy_(state["W"])
@@ -152,3 +170,5 @@ class Population:
         for learner, bufs in zip(self.learners, state["buffers"]):
             for k, v in learner.body.named_buffers():
                 v.copy_(bufs[k])
+        for gen, gen_state in zip(self.head_generators, state["head_generators"]):
+            gen.set_state(gen_state)

@@ -26,15 +26,33 @@ new phi. Without it they stay at the phi of the last reset until the next one, a
 meta-gradient is taken there, as FOMAML's is at the learners' points. With
 ``aggregate_every`` = K the two coincide.
 
-Deviations: from the paper, the head is per task, neither meta-learned nor reset (ANIL
-re-initializes a meta-learned head every episode), and the meta-gradient is first-order
-(no backpropagation through the head's adaptation). From the authors' script, not
-reproduced: it never zeroes the body's gradients (its optimizer holds only the head), so
-its body update also carries the sum of every earlier training gradient; and its
-``train_val_split=0.1`` keeps 10% of each training set for the heads and 90% for
-validation. Here the meta-gradient is the validation gradient alone, and validation
-batches come from a fixed 25% split of each source's training set (``val_fraction``), as
-in ``fomaml``. The validation forward runs in train mode, as in ``fomaml``.
+Deviations from the paper, shared with the authors' script: the head is per task, neither
+meta-learned nor reset (ANIL re-initializes a meta-learned head every episode), and the
+meta-gradient is first-order (no backpropagation through the head's adaptation).
+
+The same as the authors' ``meta_train_ANIL.py``: the inner optimizer holds only the head (line 176);
+after the step's inner update, one validation batch (``val_steps`` 1, line 30) gives the gradient at
+(frozen body, adapted head) (lines 89-99); phi takes a plain SGD step on its body part (line 104) and
+``share_params`` averages over tasks (line 106); ``--ours`` is the full shift (lines 108-112). Every
+forward runs in train mode (line 70), so the frozen body's BatchNorm running statistics still move;
+here too. The soft reset is line 222.
+
+Deviation from the authors' code, in this policy (the runner's differences, shared by every method,
+are not repeated here):
+- Their body gradients are never zeroed: ``opt.zero_grad()`` (lines 81 and 92) clears only the
+  head, the one parameter group of their optimizer (line 176), and the model lives across soft
+  resets (their default), so the body ``.grad`` that line 104 applies is the sum of every
+  training-batch (line 82) and validation-batch (line 99) body gradient since the start. Here the
+  meta-gradient is the current validation gradient alone.
+- Their hard reset builds the new optimizer over every parameter (``model.parameters()``, line 216),
+  so from the first hard reset on their inner loop trains the body too. Here the body stays frozen.
+- The split. Theirs: ``train_val_split=0.1`` (lines 145, 228): int(0.1 n) images of each training
+  set train the heads and the other 90% validate, an unseeded ``random_split`` (``dataloader.py``
+  lines 49-50) redrawn, with new shuffled loaders, at every reset (lines 223-231). Here a split fixed
+  by (seed, task): 75% trains the heads, 25% validates (``val_fraction``), as in ``fomaml``.
+- ``meta_optimizer: adam`` has no counterpart (their meta-step is the plain SGD of line 104).
+- Defaults: the shift on (theirs off: ``--ours`` False, line 29), beta 1 (theirs 1e-2, line 22),
+  K 100 (theirs 1000, line 24); both meta-update every step (line 23).
 
 Defaults for the embedded ``glyphs`` suite: meta-updates every step, K = 100 as for CTS
 and Reptile, and, unlike the authors' defaults, the shift on with meta step 1, from a

@@ -1,6 +1,7 @@
 """What a method is: a typed config and a small policy over the population.
 
-After every inner step the runner calls ``method.after_step(step, pop)``. The policy
+After every inner step the runner calls ``method.after_step(step, pop)`` (and, between
+the learners' backward and their step, ``method.before_step(step, pop)``). The policy
 decides whether to update phi (from the learners' bodies or from validation
 gradients), shift the learners, or reset them. It never sees devices, processes or
 files: :class:`benchmark.population.Population` offers the collective operations.
@@ -87,12 +88,16 @@ class Method:
         """Called once the population exists; ``steps`` is the last inner step of the run."""
         self.total_steps = steps
 
+    def before_step(self, step: int, pop: "Population") -> None:
+        """Called after every learner's backward and before the inner step: ``pop.G`` holds
+        this step's training gradients (FOMAML++ steps phi with them). Most methods pass."""
+
     def after_step(self, step: int, pop: "Population") -> None:
         raise NotImplementedError
 
-    def sources(self, sources: list[str], train_sizes: dict[str, int]) -> list[str]:
-        """The source tasks this method trains on (all of them, unless overridden)."""
-        return sources
+    def sources(self, suite: Any) -> list[str]:
+        """The tasks this method trains on, given the suite config (its sources, unless overridden)."""
+        return list(suite.sources)
 
     def steps(self, steps: int, n_sources: int) -> int:
         """Inner steps per learner, given ``train.steps`` and the suite's source count."""

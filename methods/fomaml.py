@@ -10,20 +10,42 @@ and every K steps theta_i <- phi. Validation batches come from a fixed split of 
 source's training set (``val_fraction``, 0.25 as in the authors' 75/25 split); the
 inner steps use the remaining 75%.
 
+The same as the authors' ``meta_train_fomaml.py``:
+- Lines 89-106: every ``aggregate_period`` steps (1, line 23), after the step's inner update, one
+  validation batch (``val_steps`` 1, line 30) gives the gradient at the task's current theta (lines
+  92-99); phi takes a plain SGD step on it (line 104) and ``share_params`` averages the copies over
+  tasks (line 106): phi - beta * mean_i g_i, as here with ``meta_optimizer: sgd``. Only the body is
+  meta-learned (the ``"fc"`` filter, line 102).
+- The validation forward runs in train mode (``model.train()``, line 70): BatchNorm normalizes with
+  the batch's statistics and updates its running statistics. Here too; in neither are the running
+  statistics part of phi.
+- Validation batches are augmented like training batches: their validation part is a
+  ``random_split`` of the training dataset, which carries the training transform
+  (``dataloader.py`` lines 45-50). Here the validation stream is augmented the same way.
+- Resets: soft (line 221) and hard (lines 211-221), as in ``reptile``.
+
+Deviation from the authors' code, in this policy (the runner's differences, shared by every method,
+are not repeated here):
+- The split. Theirs: ``get_dataloader`` draws an unseeded ``random_split`` of each training set,
+  int(0.75 n) images to train and the rest to validate (``dataloader.py`` lines 38, 49-50), at the
+  start (lines 139-147) and again, with new shuffled loaders, at every reset (lines 222-229). Here the
+  split is drawn once, fixed by (seed, task) (``benchmark.data.val_indices``: round(0.25 n) images to
+  validate), saved in the run folder, and both streams run on across resets.
+- ``meta_optimizer: adam`` has no counterpart: their meta-step is the plain SGD of line 104.
+- Their ``--ours`` flag (lines 29, 108-112) shifts the learners by 0.3 * Delta; ``fomaml`` has no
+  shift. FOMAML++ (``fomaml_pp``) follows their other script, ``meta_train_fomaml_ours.py``.
+- Defaults: beta 0.3, K 100 (for the embedded suite, below); theirs beta 1e-2 (line 22), K 1000
+  (line 24). Both meta-update every step.
+
 Defaults for the embedded ``glyphs`` suite (400 steps, 8 sources, seed 0), from a small
 sweep of mean target accuracy (SGD meta-optimizer, K 100): beta 0.01 every step: 18.8%;
 beta 0.05 every step: 26.1%; beta 0.3 every step: 35.2%; beta 1 every K steps: 20.5%
 (scratch: 17.6%). Chosen: beta 0.3, every step. Larger beta was not tried.
-
-Deviation from the authors' code: the validation forward runs in train mode (batch
-statistics, as MAML does), which also updates the learners' BatchNorm running
-statistics; these are not part of phi.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from methods import ops
 from methods.base import GradConfig, GradMethod, register_method
 
 
@@ -37,14 +59,9 @@ class FOMAMLConfig(GradConfig):
 
 @register_method("fomaml", display="FOMAML", config=FOMAMLConfig)
 class FOMAML(GradMethod):
-    shift = False
-
     def after_step(self, step, pop):
         if step % self.cfg.aggregate_every == 0:
-            before = pop.phi.clone() if self.shift else None
             pop.phi.grad = pop.val_grad(pop.val_batches)
             self.opt.step()
-            if self.shift:
-                ops.shift_(pop.theta, pop.phi - before)
         if step % self.cfg.reset_every == 0:
             pop.reset(hard=self.cfg.hard_reset)

@@ -16,27 +16,48 @@ every task), and every K steps the learners are reset to phi. Authors' settings,
 here: lambda 0.5 (``reg_lambda``), 10 CG steps, no damping (``cg_damping``, their
 ``cg_damp``: (1 + cg_damping) I + H / lambda), meta step 0.1 with SGD.
 
-What is computed, exactly, and how it deviates:
-- As in the authors' script, the system is over the body alone, phi's coordinates: H_i is
-  the body-body block, with the head held at its current value, and g_i is the body part
-  of the validation gradient.
-- The inner loop is the runner's plain SGD (momentum, weight decay) with no proximal term,
-  as in the authors' script (theirs is commented out): theta_i is not the regularized
-  inner solution the derivation assumes, and the formula is applied at the learner's
-  current point all the same. H_i is of the cross-entropy alone, without weight decay.
-- H_i and g_i are both taken on learner i's validation batch of the current step (a fixed
-  25% split of its training set, ``val_fraction``). The authors take H_i on the current
-  training batch, which the runner does not hand to the policy, and average g_i over 10
-  validation batches.
-- BatchNorm uses batch statistics (train mode) and leaves its running statistics alone:
-  the functional transforms cannot mutate them.
-- On this suite the system is not positive definite: at lambda 0.5, H_i of the glyphs
-  ConvNet has eigenvalues below -lambda, and CG meets negative curvature p^T A p < 0
-  within its first one to three iterations, both at phi_0 and after 100-200 inner steps.
-  Plain CG (the authors' algorithm) goes on through it; its 10-step iterate keeps a
-  moderate norm (0.4 to 1 times ||g_i|| in that probe) but does not solve the system
-  (relative residual 1 to 2). CG stops early only when the residual vanishes or p^T A p
-  is exactly 0, to avoid dividing by zero.
+The same as the authors' ``meta_train_imaml.py``:
+- The inner loop is plain SGD (momentum, weight decay) without the proximal term (theirs is
+  commented out, lines 119-124): theta_i is not the regularized inner solution the derivation
+  assumes, and the formula is applied at the learner's current point, after the step's inner update.
+- The system is over the body alone (``params``, line 135): H_i is the body-body block of the
+  cross-entropy's Hessian (no weight decay), with the head held at its current value, and g_i is the
+  body part of the validation gradient.
+- CG from x = 0 (line 157) for 10 iterations (``cg_iterations``, line 37) on (1 + cg_damp) I + H / lambda
+  (lines 81-105), lambda 0.5 (line 34), cg_damp 0 (line 35); it goes on through negative curvature.
+- The meta-update is phi - beta * mean_i x_i, a plain SGD step (lines 160-163) averaged over tasks by
+  ``share_params`` (line 169), beta 0.1 (line 29); their ``meta_opt`` flags (lines 28-32) are unused.
+- It happens only at reset steps: ``compute_meta_grad`` is i % K == 0 (line 274); their
+  ``aggregate_period`` (line 21) is unused. Here ``aggregate_every`` defaults to K.
+- BatchNorm normalizes with batch statistics (train mode, line 109).
+
+Deviation from the authors' code, in this policy (the runner's differences, shared by every method,
+are not repeated here):
+- H_i's batch. Theirs is the step's training batch: line 137 forwards that step's (x, y) again at the
+  updated theta, and line 138 differentiates it with ``create_graph``. Here it is learner i's
+  validation batch of the step: the runner hands the policy no training batch.
+- g_i's batches. Theirs average ``val_steps`` = 10 batches (lines 36, 142-151). Before their first
+  reset ``val_iter`` is ``train_iter`` (line 209; the validation iterator, line 210, is commented out),
+  so their first meta-update averages 10 training batches; from the first reset on, 10 validation
+  batches (line 298). Here g_i is one validation batch, the same batch as H_i's.
+- The split. Theirs: an unseeded ``random_split``, int(0.75 n) images to train and the rest to
+  validate (``dataloader.py`` lines 38, 49-50), redrawn with new shuffled loaders at every reset
+  (lines 291-298). Here a split fixed by (seed, task), 25% to validate (``val_fraction``), as in
+  ``fomaml``.
+- BatchNorm running statistics: their 11 train-mode forwards per meta-update (lines 137, 148) update
+  them. Here they are left alone: the functional transforms cannot mutate them.
+- CG's stop. Theirs always runs 10 iterations (lines 95-103) and would divide by zero if the
+  residual or p^T A p vanished; here CG stops once the residual is below 1e-10 of its start or
+  p^T A p is 0. (Their line 90 also spends one Hessian-vector product on A x for x = 0.)
+- ``aggregate_every`` < K and ``meta_optimizer: adam`` have no counterpart.
+- Defaults: K 100 (for the embedded suite, below); theirs 1000 (line 22).
+
+On this suite the system is not positive definite: at lambda 0.5, H_i of the glyphs
+ConvNet has eigenvalues below -lambda, and CG meets negative curvature p^T A p < 0
+within its first one to three iterations, both at phi_0 and after 100-200 inner steps.
+Plain CG (the authors' algorithm) goes on through it; its 10-step iterate keeps a
+moderate norm (0.4 to 1 times ||g_i|| in that probe) but does not solve the system
+(relative residual 1 to 2).
 
 Defaults for the embedded ``glyphs`` suite: the authors' lambda, CG steps and meta step,
 with K = 100 as for CTS and Reptile. A sweep of mean target accuracy on seed 100 (outside

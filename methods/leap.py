@@ -1,6 +1,6 @@
 """Leap (Flennerhag, Moreau, Lawrence & Damianou, ICLR 2019, "Transferring Knowledge
-across Learning Processes"; official code amzn/metalearn-leap, which the CTS authors'
-``meta_train_leap.py`` reuses).
+across Learning Processes"; official code amzn/metalearn-leap, whose ``Updater`` the CTS
+authors' ``meta_train_leap.py`` reuses as their ``leap.py``).
 
 phi is pulled towards initializations whose learning processes are short on the loss
 surface. Each task's trajectory theta^0 = phi, theta^1, ..., theta^K is a curve of points
@@ -10,7 +10,7 @@ surface. Each task's trajectory theta^0 = phi, theta^1, ..., theta^K is a curve 
 
 the meta-gradient gains the increment (the gradient of the paper's pull-forward
 objective, Algorithm 1, with the Jacobian of theta^k in phi taken as the identity, as
-the official ``Updater.increment_grad`` computes it):
+``Updater.increment_grad`` computes it, ``leap.py`` lines 94-133):
 
     -(d_theta + d_loss * grad l(theta^k))  /  ||(d_theta, d_head, d_loss)||
 
@@ -22,29 +22,48 @@ length. Increments are summed over the segments and averaged over every task of 
 (one collective); every ``aggregate_every`` steps (K by default) the sum is the gradient
 of a meta-optimizer step on phi (SGD), and every K steps the learners are reset to phi.
 
-What is computed, exactly, and how it deviates:
-- l and grad l come from learner i's *validation* batch (a fixed 25% split of its
-  training set, ``val_fraction``), not its training batch: the runner has consumed the
-  training loss and cleared its gradient before ``after_step``. After every inner step,
-  each learner's loss and body gradient at its new point are evaluated on the
-  validation batch of that step: one extra forward and backward per learner and step,
-  so Leap with the loss term costs about twice an inner step. As in the official code,
-  consecutive points are scored on different batches. With ``loss_term: false`` Leap
-  needs no validation data and no extra compute. The validation forward runs in train
-  mode (batch statistics), which also moves the learners' BatchNorm running
-  statistics; these are not part of phi.
-- Only the body is meta-learned, so d_theta and grad l are over the body; the segment
-  length also counts the head's step d_head, as the official code's norm runs over every
-  parameter of the model.
-- Not reproduced: the CTS script records (parameters after the step, loss and gradient
-  before it), so it pairs each segment's d_theta with the previous segment's d_loss and
-  gradient. Here every quantity belongs to its own segment. The official loop records a
-  point before each optimizer step and so never scores the last step's endpoint; here
-  all K segments, theta^0 -> theta^K, count.
-- The first point of the run is (phi, the heads after step 1): the runner gives the
-  policy no look at the learners before the first inner step. Later trajectories start
-  at the reset, where the current heads are exact.
-- A zero-length segment contributes nothing (its length is clamped away from 0).
+The same as the authors' ``meta_train_leap.py`` and ``leap.py``:
+- The increment's form (``leap.py`` lines 107-133; the stabilizer, lines 109-110), with ``norm``,
+  ``loss_term`` and ``stabilizer`` all on: the ``Updater`` defaults (line 73), which their script
+  keeps (line 137).
+- Only the body is meta-learned (``base_param``, lines 128-137), so d_theta and grad l are over the
+  body, while the segment length also counts the head's step d_head: their norm runs over every
+  parameter of the model, not its buffers (``leap.py`` lines 42-60, 112-113).
+- The sum is averaged over tasks (``share_grads``, line 179) and applied as a plain SGD step at every
+  reset step (lines 178-182), then the reset: soft (line 193) or hard (lines 183-193).
+
+Deviation from the authors' code, in this policy (the runner's differences, shared by every method,
+are not repeated here):
+- Pairing. After inner step k they record (theta^k, L_k(theta^{k-1}), grad L_k(theta^{k-1})): the
+  parameters after the step, with the step's own training loss and gradient, taken before it (lines
+  63-72). The increment at step k so pairs segment k's d_theta = theta^k - theta^{k-1} with
+  d_loss = L_k(theta^{k-1}) - L_{k-1}(theta^{k-2}), the loss change over segment k-1, and with
+  grad L_{k-1}(theta^{k-2}), the gradient at segment k-1's start. Here segment k uses its own:
+  d_loss = l_k(theta^k) - l_{k-1}(theta^{k-1}) and grad l_{k-1}(theta^{k-1}).
+- First segment. Their ``Updater`` only records at a trajectory's first step (``leap.py`` lines
+  82-87; ``updater.initialize()`` at line 194 after every reset, and a fresh ``Updater`` at the start),
+  so segment 1's d_theta (phi -> theta^1) never counts: K - 1 increments per trajectory, and the last
+  segment's loss change is never measured. Here all K segments count. The run's first point is
+  (phi, the heads after step 1), scored on step 1's validation batch like the point after step 1 (the
+  runner gives the policy no look at the learners before the first inner step, so that segment's
+  d_head is 0); later trajectories start at the reset, where the current heads are exact.
+- The batch. Theirs is the training batch: its loss and gradient come free with the inner step
+  (lines 63-71). Here l and grad l come from learner i's validation batch of the step, by an extra
+  forward and backward at the updated point (the runner has consumed the training loss and cleared
+  its gradient before ``after_step``): with the loss term, Leap costs about twice an inner step.
+  That forward runs in train mode, so it also moves the BatchNorm running statistics, once more
+  per step.
+- The data. With the loss term the runner holds 25% of each source's training set out for
+  validation (``val_fraction``, fixed by (seed, task)), so Leap's inner loop trains on 75%; theirs
+  trains on all of it (line 103: the three-value ``get_dataloader``, which has no split). With
+  ``loss_term: false`` Leap needs no validation data and no extra compute.
+- A zero-length segment contributes nothing here (its length is clamped away from 0); theirs divides
+  by 0 (``leap.py`` line 128).
+- Their script's sources are the 224-px set (lines 48-51), not the paper's eight; here Leap runs on
+  the suite's sources, like every method.
+- ``aggregate_every`` < K and ``meta_optimizer: adam`` have no counterpart.
+- Defaults: beta 0.3, K 100 (for the embedded suite, below); theirs beta 1e-2 (line 23), K 1000
+  (line 25).
 
 Defaults for the embedded ``glyphs`` suite: K = 100 as for CTS and Reptile, the
 official norm, stabilizer and loss term, and meta step 0.3, from a sweep of mean target

@@ -8,10 +8,20 @@ and every K steps theta_i <- phi (the reset). The shift is the first-order Taylo
 estimate U_k(phi + Delta) ~ U_k(phi) + Delta, with the Jacobian dU_k/dphi taken as
 the identity, so phi is meta-updated every step without restarting trajectories.
 The inner optimizer state survives the reset unless ``hard_reset`` is set, as in
-the authors' ``--no_hard_reset`` default. Heads are never shifted or reset.
+the authors' ``--no_hard_reset`` default. Heads are never shifted; a hard reset re-draws them.
 
-Deviation from the authors' code: none in the rule; the mean of the bodies is
-one flat collective in the runner rather than one per tensor.
+The same as the authors' ``meta_train_ours.py``: every ``aggregate_period`` steps (1, line 23),
+after the inner step, each task moves its copy of phi by beta * (theta_i - phi), ``share_params``
+averages the copies (one flat all-reduce, ``utils.py`` lines 48-56) and each body is shifted by
+phi_new - phi_old, the head excluded (lines 86-98); every K steps the reset (lines 193-204): soft
+by default (line 204: body <- phi; head, momentum and BatchNorm running statistics kept), or, with
+``--hard_reset``, a new model and optimizer, then body <- phi (lines 194-203), as
+``hard_reset: true`` does here (each new head drawn from its task's own generator).
+
+Deviation from the authors' code, in this policy: none. The mean is taken of the bodies rather
+than of the per-task updated copies of phi, equal up to float rounding. Defaults: beta 0.1, K 100
+(for the embedded suite, below); theirs beta 1e-2 (line 22), K 1000 (line 24). The runner's
+differences, shared by every method, are listed in ``benchmark/train.py``.
 
 Defaults for the embedded ``glyphs`` suite (400 steps, 8 sources, seed 0), from a
 small sweep of mean target accuracy: beta 0.1 / K 100: 64.1%; beta 0.1 / K 50: 64.4%;

@@ -57,6 +57,7 @@ class SuiteConfig:
     name: str = "?"
     sources: list[str] = field(default_factory=list)
     targets: list[str] = field(default_factory=list)
+    finetune_source: str = ""  # what the fine-tuning baseline pre-trains on (method=finetune)
 
     def __post_init__(self) -> None:
         for key in ("sources", "targets"):
@@ -68,7 +69,18 @@ class SuiteConfig:
                     raise ValueError(f"suite.{key}: unknown task {name!r}; valid task names: {', '.join(TASKS)}")
             if len(set(names)) != len(names):
                 raise ValueError(f"suite.{key}: a task is named twice: {names}")
-        channels = {TASKS.get(n).channels for n in [*self.sources, *self.targets]}
+        for name in set(self.sources) & set(self.targets):
+            raise ValueError(f"suite: task {name!r} is named in two roles, suite.sources and suite.targets; "
+                             "a task is either meta-trained on or meta-tested, never both")
+        if self.finetune_source:
+            if self.finetune_source not in TASKS:
+                raise ValueError(f"suite.finetune_source: unknown task {self.finetune_source!r}; "
+                                 f"valid task names: {', '.join(TASKS)}")
+            if self.finetune_source in self.targets:
+                raise ValueError(f"suite: task {self.finetune_source!r} is named in two roles, suite.finetune_source "
+                                 "and suite.targets")
+        used = [*self.sources, *self.targets, *([self.finetune_source] if self.finetune_source else [])]
+        channels = {TASKS.get(n).channels for n in used}
         if len(channels) > 1:
             raise ValueError(f"suite: tasks mix channel counts {sorted(channels)}; one body needs one input format")
 
@@ -78,11 +90,15 @@ class SuiteEntry:
     name: str
     sources: tuple[str, ...]
     targets: tuple[str, ...]
+    finetune_source: str
     defaults: dict  # overrides of other config groups for this suite, e.g. {"train": {"steps": 200000}}
 
 
 SUITES: Registry[SuiteEntry] = Registry("suite")
 
 
-def register_suite(name: str, sources: list[str], targets: list[str], **defaults: dict) -> SuiteEntry:
-    return SUITES.add(name, SuiteEntry(name, tuple(sources), tuple(targets), defaults))
+def register_suite(name: str, sources: list[str], targets: list[str], finetune_source: str,
+                   **defaults: dict) -> SuiteEntry:
+    """A suite: its sources, targets, the task fine-tuning pre-trains on, and its defaults
+    for other config groups (e.g. ``train={"steps": 200000}``, ``model="resnet20"``)."""
+    return SUITES.add(name, SuiteEntry(name, tuple(sources), tuple(targets), finetune_source, defaults))

@@ -44,5 +44,5 @@ for _name, _classes in CLASSES.items():
         lambda data_cfg, _n=_name, _c=_classes: make_toy(_n, _c)
     )
 
-register_suite("toy", sources=["toy_a", "toy_b", "toy_c", "toy_d"], targets=["toy_e", "toy_f"],
+register_suite("toy", sources=["toy_a", "toy_b", "toy_c", "toy_d"], targets=["toy_e", "toy_f"], finetune_source="toy_c",
                train={"steps": 20, "batch_size": 8, "log_every": 5}, metatest={"steps": 10, "batch_size": 8})

@@ -137,6 +137,7 @@ def load_stl10(data_cfg: Any, task: str, size: int, num_classes: int) -> Splits:
 REAL_TASKS: list[tuple[str, Callable[..., Splits], int, int]] = [  # name, reader, classes, image size
     ("tiny_imagenet_1", partial(folders.load_tiny_imagenet, half=0), 100, 64),
     ("tiny_imagenet_2", partial(folders.load_tiny_imagenet, half=1), 100, 64),
+    ("tiny_imagenet", folders.load_tiny_imagenet, 200, 64),  # all 200 classes: the fine-tuning baseline's source
     ("cifar100", partial(load_cifar, variant="cifar100"), 100, 32),
     ("stanford_dogs", folders.load_stanford_dogs, 120, 84),
     ("fgvc_aircraft", folders.load_fgvc_aircraft, 100, 84),
@@ -160,7 +161,7 @@ for _name, _reader, _classes, _size in REAL_TASKS:
 # task, K = 1000, beta = 1e-2, batch 128, SGD 1e-2 / 0.9 / 5e-4; meta-test with Adam 1e-3
 # for 1000 steps, x0.3 at 40/70/90%. Use with model=resnet20 and runner.world_size=8.
 register_suite(
-    "paper", sources=list(PAPER_SOURCES), targets=list(PAPER_TARGETS),
+    "paper", sources=list(PAPER_SOURCES), targets=list(PAPER_TARGETS), finetune_source="tiny_imagenet",
     train={"steps": 200_000, "batch_size": 128, "inner_lr": 1e-2, "momentum": 0.9, "weight_decay": 5e-4,
            "log_every": 500},
     metatest={"steps": 1000, "batch_size": 128, "lr": 1e-3, "weight_decay": 5e-4, "milestones": [0.4, 0.7, 0.9],

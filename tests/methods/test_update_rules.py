@@ -75,6 +75,53 @@ def test_reset_keeps_inner_optimizer_state_unless_hard(hard):
     assert (pop.M.abs().sum() == 0) == hard
 
 
+class TinyBN(nn.Sequential):
+    """Two body parameters behind a BatchNorm, so a reset has buffers to restore."""
+
+    def __init__(self):
+        super().__init__(nn.BatchNorm1d(1), nn.Linear(1, 2, bias=False))
+        self.out_features = 2
+
+
+def test_hard_reset_is_the_authors_new_model_and_optimizer():
+    """meta_train_ours.py 193-204: get_model (new head, new BatchNorm state), get_optimizer
+    (no momentum), then the body loaded from phi. The soft reset only moves the body."""
+    torch.manual_seed(0)
+    body = TinyBN()
+    fresh = {k: v.clone() for k, v in body.state_dict().items() if "running" in k or "num_batches" in k}
+    phi = flat_params(body)
+    heads_drawn = []
+    for i in range(2):  # what each task's generator gives for its first head, then its second
+        g, head = generator("t", i), nn.Linear(2, 3)
+        init_head(head, g)
+        first = torch.cat([head.weight.flatten(), head.bias]).clone()
+        init_head(head, g)
+        heads_drawn.append((first, torch.cat([head.weight.flatten(), head.bias]).clone()))
+    pop = Population(body, phi, [3, 3], [generator("t", i) for i in range(2)], inner_lr=0.1, momentum=0.9,
+                     weight_decay=0.0)
+    x = torch.randn(8, 1) * 3 + 2
+    for learner in pop.learners:  # one step moves everything a reset may restore
+        F.cross_entropy(learner(x), torch.arange(8) % 3).backward()
+    pop.inner_step()
+    heads = lambda: [torch.cat([l.head.weight.flatten(), l.head.bias]) for l in pop.learners]  # noqa: E731
+    assert all(torch.equal(h, first) is False for h, (first, _) in zip(heads(), heads_drawn))  # heads moved
+    moved_heads = [h.clone() for h in heads()]
+
+    pop.reset(hard=False)
+    assert torch.equal(pop.theta, phi.expand_as(pop.theta))
+    assert all(torch.equal(a, b) for a, b in zip(heads(), moved_heads))
+    assert pop.M.abs().sum() > 0
+    assert pop.learners[0].body[0].num_batches_tracked == 1
+
+    pop.reset(hard=True)
+    assert torch.equal(pop.theta, phi.expand_as(pop.theta))
+    assert all(torch.equal(h, second) for h, (_, second) in zip(heads(), heads_drawn))  # re-drawn, per task
+    assert pop.M.abs().sum() == 0
+    for learner in pop.learners:
+        for k, v in fresh.items():
+            assert torch.equal(learner.body.state_dict()[k], v), k
+
+
 def test_inner_step_is_torch_sgd_bit_for_bit():
     torch.manual_seed(0)
     body = ConvNet(1, 4)
@@ -145,6 +192,7 @@ def population_phi(name: str, steps: int, **cfg) -> torch.Tensor:
         for learner, s in zip(pop.learners, streams):
             x, y = s.batch(step)
             F.cross_entropy(learner(x), y).backward()
+        method.before_step(step, pop)
         pop.inner_step()
         method.after_step(step, pop)
     return pop.phi
