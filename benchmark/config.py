@@ -9,7 +9,9 @@ compute; an error names the key.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -73,6 +75,8 @@ class RunnerConfig:
     timeout: float = 600.0  # seconds a collective may wait for a peer before failing
 
     def __post_init__(self) -> None:
+        require(re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device) is not None, "runner.device",
+                f"must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         require(self.world_size > 0, "runner.world_size", f"must be > 0, got {self.world_size}")
         require(self.timeout > 0, "runner.timeout", f"must be > 0, got {self.timeout}")
         require(self.threads >= 0, "runner.threads", f"must be >= 0, got {self.threads}")
@@ -113,7 +117,8 @@ def register_configs() -> None:
         s = SUITES.get(name)
         defaults = dict(s.defaults)
         model = defaults.pop("model", None)  # a suite may choose its model (the paper: ResNet-20)
-        node = {"suite": {"name": name, "sources": list(s.sources), "targets": list(s.targets)}, **defaults}
+        node = {"suite": {"name": name, "sources": list(s.sources), "targets": list(s.targets),
+                          "finetune_source": s.finetune_source}, **defaults}
         if model:
             node = {"defaults": ["_self_", {"override /model": model}], **node}
         cs.store(group="suite", name=name, node=node, package="_global_")
@@ -132,7 +137,22 @@ def validate(cfg: DictConfig) -> Config:
         raise ValueError(msg) from None
     require(typed.method.name in METHODS, "method.name", f"unknown; valid: {', '.join(METHODS)}")
     typed.method.check(typed)
+    steps = METHODS.get(typed.method.name).build(typed.method).steps(typed.train.steps, len(typed.suite.sources))
+    late = [s for s in typed.metatest.at_steps if s > steps]
+    require(not late, "metatest.at_steps", f"{late} lie beyond the run's last step, {steps} "
+            f"(train.steps{' x sources, for ' + typed.method.name if steps != typed.train.steps else ''})")
+    check_results_dir(typed.results_dir)
     return typed
+
+
+def check_results_dir(path: str) -> None:
+    """``results_dir`` is a writable folder, or one that can be created (nothing is created here)."""
+    here = Path(path).expanduser().absolute()
+    require(not here.exists() or here.is_dir(), "results_dir", f"{path} exists and is not a directory")
+    while not here.exists():
+        here = here.parent
+    require(here.is_dir(), "results_dir", f"cannot be created: {here} is not a directory")
+    require(os.access(here, os.W_OK | os.X_OK), "results_dir", f"cannot be written: no write permission on {here}")
 
 
 def cores() -> int:

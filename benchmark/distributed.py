@@ -54,6 +54,10 @@ class Collective:
         """Every process's metric rows, on rank 0 (other ranks get their own back)."""
         return rows
 
+    def share_rows(self, rows: list[dict]) -> list[dict]:
+        """Every process's rows, in rank order, on every process."""
+        return rows
+
     def any(self, flag: bool) -> bool:
         """True on every process if ``flag`` is true on any."""
         return flag
@@ -84,6 +88,11 @@ class ProcessGroup(Collective):
         out = [None] * self.world_size if self.rank == 0 else None
         dist.gather_object(rows, out, dst=0)
         return [r for part in out for r in part] if self.rank == 0 else rows
+
+    def share_rows(self, rows):
+        out = [None] * self.world_size
+        dist.all_gather_object(out, rows)
+        return [r for part in out for r in part]
 
     def any(self, flag):
         buf = torch.tensor([float(flag)], device=self.device)
@@ -132,6 +141,23 @@ def device_for(name: str, place: Place | None) -> torch.device:
             return torch.device("cuda", (place.local_rank if place else 0) % torch.cuda.device_count())
         return torch.device("cpu")
     return torch.device(name)
+
+
+def check_device(name: str) -> None:
+    """ValueError naming ``runner.device`` unless this machine has the device asked for.
+
+    Run where the run computes, not where a sweep composes it (a SLURM login node may have
+    no GPU): ``benchmark.run`` and ``execute`` call it before any data or folder."""
+    if not name.startswith("cuda"):
+        return
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if not count:
+        raise ValueError(f"runner.device: {name!r} asked for, but torch sees no CUDA device on this machine "
+                         "(use auto or cpu)")
+    index = int(name.partition(":")[2] or 0)
+    if index >= count:
+        raise ValueError(f"runner.device: {name!r} asked for, but this machine has {count} CUDA device(s): "
+                         f"cuda:0..cuda:{count - 1}")
 
 
 def connect(world_size: int, device: torch.device, timeout_s: float) -> Collective:

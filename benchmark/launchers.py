@@ -1,13 +1,12 @@
 """Where the runs of a sweep execute: processes on this machine, or SLURM job arrays.
 
-Each launcher leaves a record next to the results, because a run folder alone cannot
-tell a live run from a dead one (an unfinished folder looks the same either way), and
-``--status`` and the next sweep must know which runs may be started again:
+Whether a run is live is decided by its lock alone (``RunDir.locked``: an flock that
+the kernel drops when its holder dies), whoever started it: a sweep, a hand-started
+``benchmark.run``, a SLURM job. Each launcher also leaves a record next to the results,
+for the logs and for jobs still waiting in a queue:
 
 - local: ``<results_dir>/logs/<run-id>.log`` holds the run's output (appended, one
-  header line per attempt) and, while its process lives, ``<run-id>.pid`` holds
-  ``<host> <pid>``; the pid file is also the lock that keeps two sweeps from running
-  one run folder at once;
+  header line per attempt);
 - SLURM: ``<results_dir>/.submitit/submitted.json`` maps run id -> job id and log
   paths; ``squeue`` says whether that job is still queued or running.
 """
@@ -98,70 +97,26 @@ class LocalSettings:
 @dataclass
 class Outcome:
     run: Run
-    result: str  # done | failed (exit N) | skipped: <why>
+    result: str  # done | diverged | failed (exit N) | skipped: <why>
     seconds: float
 
     @property
     def failed(self) -> bool:
         return self.result.startswith("failed")
 
+    @property
+    def diverged(self) -> bool:
+        return self.result == "diverged"
+
 
 def log_path(run: Run) -> Path:
     return run.results_dir / "logs" / f"{run.dir.id}.log"
 
 
-def _pid_path(run: Run) -> Path:
-    return run.results_dir / "logs" / f"{run.dir.id}.pid"
-
-
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` is a live process of this project (a reused pid, e.g. after a
-    reboot, is some other program)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        pass
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:  # no /proc to look at
-        return True
-    return not cmdline or b"benchmark" in cmdline  # empty for a moment while it execs
-
-
-def local_owner(run: Run) -> str | None:
-    """Who runs it, if a local sweep's process for this run is alive ("pid 123")."""
-    try:
-        host, pid = _pid_path(run).read_text().split()
-    except (FileNotFoundError, ValueError):
-        return None
-    if host != socket.gethostname():  # no way to look: assume it still runs there
-        return f"{host} pid {pid}"
-    return f"pid {pid}" if _alive(int(pid)) else None
-
-
-def _claim(run: Run) -> bool:
-    """Take the run's lock (its pid file); False if a live process holds it."""
-    path = _pid_path(run)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            if local_owner(run):
-                return False
-            path.unlink(missing_ok=True)  # its process died without removing it
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(f"{socket.gethostname()} {os.getpid()}")
-        return True
-    return False
-
-
 def _start(run: Run) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k not in RANK_VARIABLES}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    log_path(run).parent.mkdir(parents=True, exist_ok=True)
     with open(log_path(run), "a") as log:
         log.write(f"=== {now()} {socket.gethostname()}: python -m benchmark.run {shlex.join(run.overrides)}\n")
         log.flush()
@@ -169,7 +124,6 @@ def _start(run: Run) -> subprocess.Popen:
         # to stop with SIGTERM, so the run writes a resumable checkpoint first.
         proc = subprocess.Popen([sys.executable, "-m", "benchmark.run", *run.overrides], stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
-    atomic.write_text(_pid_path(run), f"{socket.gethostname()} {proc.pid}")
     return proc
 
 
@@ -190,15 +144,14 @@ def run_local(runs: list[Run], settings: LocalSettings) -> list[Outcome]:
             while queue or active:
                 while queue and len(active) < jobs:
                     run = queue.popleft()
-                    if run.dir.done or not _claim(run):  # another sweep got there first
-                        outcomes.append(Outcome(run, "skipped: done or running elsewhere", 0.0))
+                    if run.dir.finished or run.dir.locked():  # another process got there first
+                        outcomes.append(Outcome(run, "skipped: finished or running elsewhere", 0.0))
                         bar.update()
                         continue
                     active[_start(run)] = (run, time.monotonic())
                 for proc in [p for p in active if p.poll() is not None]:
                     run, started = active.pop(proc)
-                    _pid_path(run).unlink(missing_ok=True)
-                    result = "done" if proc.returncode == 0 and run.dir.done else f"failed (exit {proc.returncode})"
+                    result = _result(proc.returncode, run)
                     outcomes.append(Outcome(run, result, time.monotonic() - started))
                     bar.write(f"{result}: {run.label} ({outcomes[-1].seconds:.0f} s)")
                     bar.update()
@@ -211,6 +164,19 @@ def run_local(runs: list[Run], settings: LocalSettings) -> list[Outcome]:
     return outcomes
 
 
+def _result(code: int, run: Run) -> str:
+    """done | diverged | skipped: running elsewhere | failed (exit N), from a run's exit code."""
+    from benchmark.run import EXIT_BUSY, EXIT_DIVERGED
+
+    if code == 0 and run.dir.done:
+        return "done"
+    if code == EXIT_DIVERGED and run.dir.diverged:
+        return "diverged"
+    if code == EXIT_BUSY:  # it lost the race for the lock to a process started meanwhile
+        return "skipped: running elsewhere"
+    return f"failed (exit {code})"
+
+
 def _stop(active: dict[subprocess.Popen, tuple[Run, float]], grace_s: float = 60.0) -> None:
     for proc in active:
         proc.send_signal(signal.SIGTERM)
@@ -221,7 +187,6 @@ def _stop(active: dict[subprocess.Popen, tuple[Run, float]], grace_s: float = 60
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        _pid_path(run).unlink(missing_ok=True)
     print(f"stopped {len(active)} runs; they resume from their last checkpoint next time", file=sys.stderr)
 
 

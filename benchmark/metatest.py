@@ -1,9 +1,32 @@
 """Meta-test: train each target task from phi (body) plus a fresh head; report test accuracy.
 
-The recipe is the paper's, scaled by ``metatest.*``: Adam with L2 weight decay and a
-step schedule (x gamma at the given fractions of the steps). The head's init and the
-target's batches depend only on (seed, target), so every method is tested on the same
-stream and differences come from phi alone.
+The recipe is the authors' ``train_tgt.py`` as their README runs it (batch 128, 1000 steps, Adam at
+1e-3; ``suite=paper`` sets these; their flag defaults differ only in 10000 steps, line 15), scaled by
+``metatest.*`` on smaller suites. The same as theirs:
+- The body gets phi's parameters only (lines 103-105 load ``base_param``, which holds no BatchNorm
+  buffers), so the running statistics start at BatchNorm's defaults; here ``phi_state`` gives the
+  same. The head is fresh, with nn.Linear's default init (``models/resnet_small.py`` line 120,
+  which the init loop at lines 122-127 leaves alone), as ``init_head`` draws it here.
+- Every parameter is trained with Adam and L2 weight decay 5e-4 (``utils.py`` line 16 fixes 5e-4,
+  whatever the flag; here ``metatest.weight_decay``), lr 1e-3 (line 18), under a step schedule:
+  x0.3 at int(f * steps) for f in 0.4, 0.7, 0.9 (``utils.py`` lines 26-29), stepped after every
+  step (line 150).
+- Training runs in train mode (line 45) on random crops (padding 4 at 32 px) and flips, normalized
+  with mean 0.5, std 0.5 (``dataloader.py`` lines 25-35, 45); the test runs in eval mode (line 67),
+  BatchNorm on its running statistics, on images only resized and normalized (line 46).
+- The reported number is the test accuracy after the last step (they also test every 200 steps,
+  lines 151-152, which does not touch training).
+
+Deviation from the authors' code:
+- Every test image is scored. Their test loader has ``drop_last=True`` (``dataloader.py`` lines
+  53, 57; so does the earlier loader that ``train_tgt.py`` line 92's three-value call matches,
+  lines 75, 78), so up to batch_size - 1 test images are never scored. A deliberate improvement.
+- The head's init and the target's batches depend only on (seed, target), so every method is tested
+  on the same stream and differences come from phi alone; theirs come from unseeded global
+  generators. The stream drops no image: a batch that runs past an epoch's end goes on into the
+  next epoch (their training loader drops the partial batch, ``dataloader.py`` lines 53-55).
+- A non-finite training loss stops the meta-test as diverged (``benchmark.train.Diverged``);
+  theirs trains on and reports the accuracy it gets.
 """
 from __future__ import annotations
 
@@ -14,7 +37,7 @@ from tqdm import tqdm
 from benchmark.config import Config
 from benchmark.data import TaskStream, generator, normalize
 from benchmark.population import Learner, init_head
-from benchmark.train import build_body
+from benchmark.train import Diverged, build_body
 from tasks.registry import TaskSpec, Splits
 
 
@@ -32,13 +55,17 @@ def meta_test(cfg: Config, phi: dict, spec: TaskSpec, splits: Splits, device: to
     model.train()
     bar = tqdm(range(1, mt.steps + 1), desc=desc or f"meta-test {spec.name}", disable=None if progress else True,
                leave=False, dynamic_ncols=True, mininterval=1.0)
+    first_bad = torch.zeros((), dtype=torch.long, device=device)  # on the device: no sync per step
     for step in bar:
         x, y = stream.batch(step)
         loss = F.cross_entropy(model(x), y)
+        first_bad.masked_fill_((first_bad == 0) & ~torch.isfinite(loss.detach()), step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
+    if first_bad.item():
+        raise Diverged("meta-test", int(first_bad), spec.name)
     return evaluate(model, splits.test_x, splits.test_y, spec, device)
 
 

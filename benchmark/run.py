@@ -9,9 +9,9 @@ Examples::
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import sys
+import time
 
 import hydra
 import torch
@@ -21,10 +21,13 @@ from benchmark import distributed
 from benchmark.config import Config, cores, validate
 from benchmark.metatest import meta_test
 from benchmark.storage import RunBusy, RunDir, git_commit
-from benchmark.train import meta_train
+from benchmark.train import Diverged, meta_train
+from methods.base import METHODS
 from tasks.registry import TASKS, Splits
 
-log = logging.getLogger("lsml")
+# Exit codes of ``python -m benchmark.run`` (and of each rank): 0 done, 1 failed, 2 a bad
+# key (nothing ran), 3 diverged (recorded as such), 75 another process holds the run.
+EXIT_FAILED, EXIT_CONFIG, EXIT_DIVERGED, EXIT_BUSY = 1, 2, 3, 75
 
 
 class RunFailed(RuntimeError):
@@ -36,22 +39,29 @@ def load_data(cfg: Config) -> dict[str, Splits]:
 
     Caches are memory-mapped, so the ranks of one machine share the pages and each
     touches only its own tasks."""
-    names = dict.fromkeys([*cfg.suite.sources, *cfg.suite.targets])
+    method = METHODS.get(cfg.method.name).build(cfg.method)
+    names = dict.fromkeys([*method.sources(cfg.suite), *cfg.suite.targets])
     return {name: TASKS.get(name).load(cfg.data) for name in names}
 
 
 def execute(cfg: Config, progress: bool = True) -> RunDir:
-    """Run one experiment end to end; a finished run folder is returned untouched."""
+    """Run one experiment end to end; a finished run folder is returned untouched.
+
+    Raises Diverged if the run stopped (now or before) on a non-finite loss or phi; its
+    folder then holds a ``diverged`` marker and a summary saying where, and no ``done``."""
+    distributed.check_device(cfg.runner.device)
     config = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
     run = RunDir(config)
     place = distributed.place_from_env()
-    if _already_done(run, place):
+    if _already_finished(run, place):
         return run
     if cfg.runner.world_size > 1 and place is None:
         with run.lock():
-            if _already_done(run, place):
+            if _already_finished(run, place):
                 return run
             code = distributed.spawn(OmegaConf.to_yaml(config), cfg.runner.world_size)
+        if run.diverged:
+            _already_finished(run, place)
         if code:
             raise RunFailed(f"a rank of {run.path} failed with exit code {code}")
         return run
@@ -63,9 +73,10 @@ def execute(cfg: Config, progress: bool = True) -> RunDir:
     # (above; not its workers), or rank 0 under torchrun / srun.
     owner = place is None or (place.rank == 0 and distributed.SPAWNED not in os.environ)
     with run.lock() if owner else contextlib.nullcontext():
-        if _already_done(run, place):  # finished by another process meanwhile
+        if _already_finished(run, place):  # finished by another process meanwhile
             return run
         collective = distributed.connect(cfg.runner.world_size, device, cfg.runner.timeout)
+        started = time.perf_counter()
         try:
             if collective.rank == 0:
                 run.start(cfg.runner.world_size)
@@ -73,19 +84,40 @@ def execute(cfg: Config, progress: bool = True) -> RunDir:
             resume = run.resume_step(cfg.runner.world_size)
             if resume and collective.rank == 0:
                 print(f"resuming {run.path} from step {resume}")
-            result = meta_train(cfg, run, data, device, collective, progress=progress and collective.rank == 0,
-                                resume_step=resume)
-            if collective.rank == 0:
-                finish(cfg, run, data, device, result, progress)
+            try:
+                result = meta_train(cfg, run, data, device, collective, progress=progress and collective.rank == 0,
+                                    resume_step=resume)
+                if collective.rank == 0:
+                    finish(cfg, run, data, device, result, progress)
+            except Diverged as e:
+                if collective.rank == 0:
+                    run.finish_diverged({**_identity(cfg, run), "diverged": e.where,
+                                         "inner_steps": e.inner_steps,
+                                         "wall_seconds": round(time.perf_counter() - started, 3)})
+                    e.args = (f"{e} ({run.path / 'summary.json'})",)
+                collective.barrier()  # the record exists before any rank exits
+                raise
         finally:
             collective.close()
     return run
 
 
-def _already_done(run: RunDir, place: distributed.Place | None) -> bool:
-    if run.done and (place is None or place.rank == 0):
+def _already_finished(run: RunDir, place: distributed.Place | None) -> bool:
+    """True if the run is done; raises Diverged if it diverged. Rank 0 says which."""
+    speaks = place is None or place.rank == 0
+    if run.diverged:
+        where = run.summary().get("diverged", {})
+        error = Diverged(where.get("stage", "?"), where.get("step", 0), where.get("task", ""), where.get("what", "loss"))
+        error.args = (f"already {error} ({run.path / 'summary.json'}; delete the folder to run it again)",)
+        raise error
+    if run.done and speaks:
         print(f"already done: {run.path}")
     return run.done
+
+
+def _identity(cfg: Config, run: RunDir) -> dict:
+    return {"method": cfg.method.name, "suite": cfg.suite.name, "seed": cfg.seed, "run_id": run.id,
+            "git_commit": git_commit()}
 
 
 def finish(cfg: Config, run: RunDir, data: dict[str, Splits], device, result: dict, progress: bool) -> None:
@@ -95,8 +127,12 @@ def finish(cfg: Config, run: RunDir, data: dict[str, Splits], device, result: di
     for phi_step in [*steps, "final"]:
         phi = run.load_phi(phi_step)
         for target in cfg.suite.targets:
-            acc = meta_test(cfg, phi, TASKS.get(target), data[target], device, progress,
-                            desc=f"meta-test {target} @ {phi_step}")
+            try:
+                acc = meta_test(cfg, phi, TASKS.get(target), data[target], device, progress,
+                                desc=f"meta-test {target} @ {phi_step}")
+            except Diverged as e:
+                e.inner_steps = result["inner_steps"]
+                raise
             step = result["steps"] if phi_step == "final" else phi_step
             inner = step * result["inner_steps"] // max(1, result["steps"])
             rows.append({"target": target, "phi_step": phi_step, "inner_steps": inner, "accuracy": acc})
@@ -104,10 +140,8 @@ def finish(cfg: Config, run: RunDir, data: dict[str, Splits], device, result: di
                 final[target] = acc
     run.log("metatest", rows)
     run.finish({
-        "method": cfg.method.name, "suite": cfg.suite.name, "seed": cfg.seed, "run_id": run.id,
-        "inner_steps": result["inner_steps"], "wall_seconds": round(result["wall_seconds"], 3),
+        **_identity(cfg, run), "inner_steps": result["inner_steps"], "wall_seconds": round(result["wall_seconds"], 3),
         "target_accuracy": final, "mean_accuracy": sum(final.values()) / len(final),
-        "git_commit": git_commit(),
     })
 
 
@@ -124,18 +158,27 @@ def print_table(run: RunDir) -> None:
 def main(cfg: DictConfig) -> None:
     try:
         typed = validate(cfg)
+        distributed.check_device(typed.runner.device)  # this machine's devices, before any compute
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(EXIT_CONFIG)
+    code = EXIT_FAILED
     try:
         run = execute(typed)
-    except (RunFailed, RunBusy, FileNotFoundError) as e:  # FileNotFoundError: a dataset is missing
+        code = 0
+    except Diverged as e:
+        code = EXIT_DIVERGED
         print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
-    if run.done:
+    except RunBusy as e:
+        code = EXIT_BUSY
+        print(f"error: {e}", file=sys.stderr)
+    except (RunFailed, FileNotFoundError) as e:  # FileNotFoundError: a dataset is missing
+        print(f"error: {e}", file=sys.stderr)
+    if code == 0 and run.done:
         print_table(run)
     if distributed.place_from_env() is not None:  # a rank under torchrun or srun
-        distributed.exit_rank(0)
+        distributed.exit_rank(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

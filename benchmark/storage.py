@@ -2,7 +2,7 @@
 
 A run folder holds ``config.yaml`` (resolved), ``metrics.jsonl``, ``metatest.jsonl``,
 ``checkpoints/phi_<step>.pt`` and ``phi_final.pt``, ``summary.json`` and, written last,
-``done``. The run id is a hash of the resolved config without the keys that do not
+``done`` (or ``diverged``, for a run stopped by a non-finite loss or phi). The run id is a hash of the resolved config without the keys that do not
 change results (paths, process layout), so the same experiment maps to the same
 folder wherever and however it runs. Analysis reads only these folders.
 """
@@ -13,9 +13,12 @@ import fcntl
 import hashlib
 import json
 import shutil
+import os
 import signal
 import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -98,47 +101,88 @@ class RunBusy(RuntimeError):
     """Another live process holds the run's lock: it is running this very folder."""
 
 
+class CorruptCheckpoint(RuntimeError):
+    """A resumable checkpoint that does not match its pointer (truncated, altered, missing)."""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 class RunDir:
     def __init__(self, config: dict):
         self.config = config
         self.id = run_id(config)
         self.path = Path(config["results_dir"]) / config["suite"]["name"] / config["method"]["name"] / self.id
         self.checkpoints = self.path / "checkpoints"
-        self._metrics: list[str] = []
+        self.lock_path = Path(config["results_dir"]) / ".locks" / f"{self.id}.lock"
 
     @property
     def done(self) -> bool:
         return (self.path / "done").exists()
 
+    @property
+    def diverged(self) -> bool:
+        """The run stopped on a non-finite loss or phi: finished, with no result."""
+        return (self.path / "diverged").exists()
+
+    @property
+    def finished(self) -> bool:
+        """Done or diverged: a rerun repeats neither."""
+        return self.done or self.diverged
+
+    # ---- the lock: the only claim on a run --------------------------------------------
     @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Hold the run's lock while the block runs, or raise RunBusy at once.
+    def lock(self, wait_s: float = 0.5) -> Iterator[None]:
+        """Hold the run's lock while the block runs, or raise RunBusy.
 
         Without it, a second process started on a folder that a first one is running
         (a hand-started run beside a sweep, say) would clear it under the first, or, once
         a resumable checkpoint exists, resume it and write the same files. The lock
         is an flock on ``<results_dir>/.locks/<run-id>.lock`` (inside the run folder,
         clearing the folder would delete it), so the kernel releases it when its holder
-        dies, kill -9 included: no stale lock survives a crash."""
-        path = Path(self.config["results_dir"]) / ".locks" / f"{self.id}.lock"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a") as f:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise RunBusy(f"{self.path} is being run by another process (it holds {path})") from None
+        dies, kill -9 included: no stale lock survives a crash. ``wait_s`` rides out a
+        :meth:`locked` probe, which holds the lock for a moment."""
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.lock_path, "a") as f:
+            deadline = time.monotonic() + wait_s
+            while True:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise RunBusy(f"{self.path} is being run by another process (it holds {self.lock_path})"
+                                      ) from None
+                    time.sleep(0.05)
             yield
+
+    def locked(self) -> bool:
+        """Whether a live process holds the run's lock (a non-blocking probe)."""
+        if not self.lock_path.exists():
+            return False
+        with open(self.lock_path, "a") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(f, fcntl.LOCK_UN)
+            return False
 
     def start(self, world_size: int) -> int:
         """Prepare the folder; return the step to resume from (0: a fresh start).
 
-        An unfinished earlier attempt resumes from its last complete checkpoint if it
+        An unfinished earlier attempt resumes from its newest intact checkpoint if it
         ran with the same world size; otherwise it is cleared, never mixed in. Metric
         rows logged after that checkpoint are dropped: the resumed run logs them again."""
-        step = self.resume_step(world_size)
+        step = self.choose_checkpoint(world_size)
         if step:
             keep = [r for r in self.read("metrics") if r["step"] <= step]
-            atomic.write_text(self.path / "metrics.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in keep))
+            atomic.write_text(self.path / "metrics.jsonl", "".join(atomic.dumps(r, sort_keys=True) + "\n" for r in keep))
             return step
         if self.path.exists():
             shutil.rmtree(self.path)
@@ -146,29 +190,110 @@ class RunDir:
         atomic.write_text(self.path / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(self.config)))
         return 0
 
-    # ---- resumable checkpoints: one file per rank, then a pointer that commits them ----
-    def resume_step(self, world_size: int) -> int:
-        pointer = self.checkpoints / "resume.json"
-        if self.done or not pointer.exists():
-            return 0
-        latest = json.loads(pointer.read_text())
-        return latest["step"] if latest["world_size"] == world_size else 0
+    # ---- resumable checkpoints ---------------------------------------------------------
+    # One file per rank, then a pointer that commits them: ``resume.json`` names the
+    # step, the world size and each file's size and SHA-256. The previous pointer is kept
+    # as ``resume.prev.json`` with its files, so a damaged newest checkpoint falls back to
+    # the one before it.
+    POINTERS = ("resume.json", "resume.prev.json")
 
     def _state_path(self, step: int, rank: int) -> Path:
         return self.checkpoints / f"state_{step}_rank{rank}.pt"
+
+    def read_pointer(self, name: str = "resume.json") -> dict:
+        """A checkpoint pointer; CorruptCheckpoint (naming the file) if it is unreadable."""
+        path = self.checkpoints / name
+        try:
+            pointer = json.loads(path.read_text())
+            int(pointer["step"]), int(pointer["world_size"]), dict(pointer["files"])
+            return pointer
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise CorruptCheckpoint(f"{path} is unreadable ({type(e).__name__}: {e})") from None
+
+    def verify(self, pointer: dict) -> None:
+        """CorruptCheckpoint, naming the file, unless every file the pointer names is intact."""
+        for name, facts in pointer["files"].items():
+            path = self.checkpoints / name
+            if not path.exists():
+                raise CorruptCheckpoint(f"{path} is missing")
+            size = path.stat().st_size
+            if size != facts["size"]:
+                raise CorruptCheckpoint(f"{path} has {size} bytes, its pointer says {facts['size']}")
+            if _sha256(path) != facts["sha256"]:
+                raise CorruptCheckpoint(f"{path} does not match its SHA-256 in the pointer")
+
+    def checkpoint_step(self) -> int | None:
+        """The step of the newest pointer, unverified (for status displays); None if none is readable."""
+        for name in self.POINTERS:
+            try:
+                return int(self.read_pointer(name)["step"])
+            except (FileNotFoundError, CorruptCheckpoint):
+                continue
+        return None
+
+    def choose_checkpoint(self, world_size: int) -> int:
+        """The step of the newest intact checkpoint of this world size (0: none), made the
+        current pointer. Each damaged one is named in a warning on stderr."""
+        if self.finished:
+            return 0
+        for name in self.POINTERS:
+            try:
+                pointer = self.read_pointer(name)
+                self.verify(pointer)
+            except FileNotFoundError:
+                continue
+            except CorruptCheckpoint as e:
+                warn(f"checkpoint damaged: {e}")
+                continue
+            if pointer["world_size"] != world_size:
+                return 0
+            if name != "resume.json":
+                warn(f"resuming from the previous checkpoint, step {pointer['step']}")
+                atomic.write_json(self.checkpoints / "resume.json", pointer)
+            return int(pointer["step"])
+        if any((self.checkpoints / n).exists() for n in self.POINTERS):
+            warn(f"no intact checkpoint in {self.checkpoints}: restarting {self.path} from step 0")
+        return 0
+
+    def resume_step(self, world_size: int) -> int:
+        """The step every rank resumes from, once rank 0's :meth:`start` has chosen it."""
+        if self.finished:
+            return 0
+        try:
+            pointer = self.read_pointer()
+        except (FileNotFoundError, CorruptCheckpoint):
+            return 0
+        return int(pointer["step"]) if pointer["world_size"] == world_size else 0
 
     def save_state(self, step: int, collective, state: dict) -> None:
         atomic.torch_save(state, self._state_path(step, collective.rank))
         collective.barrier()  # every rank's file exists before the pointer names it
         if collective.rank == 0:
-            atomic.write_json(self.checkpoints / "resume.json", {"step": step, "world_size": collective.world_size})
+            files = {}
+            for rank in range(collective.world_size):
+                path = self._state_path(step, rank)
+                files[path.name] = {"size": path.stat().st_size, "sha256": _sha256(path)}
+            current = self.checkpoints / "resume.json"
+            if current.exists():
+                os.replace(current, self.checkpoints / "resume.prev.json")
+            atomic.write_json(current, {"step": step, "world_size": collective.world_size, "files": files})
+            keep = set(files)
+            with contextlib.suppress(FileNotFoundError, CorruptCheckpoint):
+                keep |= set(self.read_pointer("resume.prev.json")["files"])
             for old in self.checkpoints.glob("state_*_rank*.pt"):
-                if not old.name.startswith(f"state_{step}_"):
+                if old.name not in keep:
                     old.unlink(missing_ok=True)
         collective.barrier()
 
     def load_state(self, step: int, rank: int) -> dict:
         return torch.load(self._state_path(step, rank), weights_only=False)
+
+    def _drop_resumable_state(self) -> None:
+        paths = [*self.checkpoints.glob("state_*_rank*.pt"), *(self.checkpoints / n for n in self.POINTERS)]
+        for path in paths:
+            path.unlink(missing_ok=True)  # resumable state is dead weight once finished
 
     def log(self, name: str, rows: list[dict[str, Any]]) -> None:
         """Append rows to ``<name>.jsonl`` (rewritten atomically: whole lines or nothing)."""
@@ -191,10 +316,19 @@ class RunDir:
         return torch.load(self.checkpoints / f"phi_{step}.pt", weights_only=True)
 
     def finish(self, summary: dict) -> None:
-        atomic.write_json(self.path / "summary.json", summary)
+        atomic.write_json(self.path / "summary.json", {"status": "done", **summary})
         atomic.write_text(self.path / "done", "")
-        for path in [*self.checkpoints.glob("state_*_rank*.pt"), self.checkpoints / "resume.json"]:
-            path.unlink(missing_ok=True)  # resumable state is dead weight once done
+        self._drop_resumable_state()
+
+    def finish_diverged(self, summary: dict) -> None:
+        """Record a diverged run: its summary (no accuracies), then the ``diverged`` marker."""
+        atomic.write_json(self.path / "summary.json", {"status": "diverged", **summary})
+        atomic.write_text(self.path / "diverged", "")
+        self._drop_resumable_state()
 
     def summary(self) -> dict:
         return json.loads((self.path / "summary.json").read_text())
+
+
+def warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
-import json
 import os
 import re
 import sys
@@ -52,13 +51,13 @@ from analysis.compare import comparison
 from benchmark import launchers
 from benchmark.config import Config, validate
 from benchmark.launchers import LaunchError, LocalSettings, Run, SlurmSettings
-from benchmark.run import execute, print_table
+from benchmark.run import EXIT_DIVERGED, execute, print_table
 from benchmark.storage import RunDir
 from methods.base import METHODS
 
 GRID_DIR = Path(__file__).resolve().parent / "conf" / "grid"
 GRID_KEYS = ("axes", "overrides", "per_method", "slurm", "local")
-LAUNCH = ("missing", "failed")  # the states a sweep (re)starts; a failed run resumes if it can
+LAUNCH = ("missing", "failed", "resumable")  # the states a sweep (re)starts; each resumes if it can
 PLAIN = re.compile(r"[\w.:/+-]+")  # values that need no quotes in a Hydra override
 
 
@@ -235,26 +234,48 @@ def compose_runs(points: list[tuple[dict[str, str], list[str]]]) -> list[Run]:
 
 # ---------------------------------------------------------------- states
 def state(run: Run, queue: dict[str, str] | None) -> tuple[str, str]:
-    """(state, detail) of a run from its folder and its launchers' records.
+    """(state, detail) of a run from its folder, its lock and its launchers' records.
 
-    done; running (a live local process or a queued job, or a resumable checkpoint
-    whose owner is unknown, e.g. a run started by hand); failed (a sweep started it,
-    nothing runs it now, no done: it restarts, from its checkpoint if it has one);
-    submitted (a recorded job, but squeue is not available to ask); missing."""
-    if run.dir.done:
+    done; diverged (stopped on a non-finite loss or phi: never rerun); running (a live
+    process holds the run's lock, or its SLURM job is queued or running); submitted (a
+    recorded job, but squeue is not available to ask); failed (a sweep started it and
+    nothing runs it now: it restarts, from its checkpoint if it has one); resumable (a
+    checkpoint and no live holder, whatever started it: the next sweep resumes it);
+    missing. A damaged folder is named, never a crash."""
+    folder = run.dir
+    if folder.done:
         return "done", ""
-    owner = launchers.local_owner(run) or launchers.slurm_owner(run, queue)
+    if folder.diverged:
+        return "diverged", _diverged_detail(folder)
+    if folder.locked():
+        return "running", "a live process holds the run's lock"
+    owner = launchers.slurm_owner(run, queue)
     if owner:
         return "running", owner
-    record = launchers.records(run.results_dir).get(run.dir.id)
+    record = launchers.records(run.results_dir).get(folder.id)
     if record and queue is None:
         return "submitted", f"job {record['job_id']}"
-    resume = run.dir.checkpoints / "resume.json"
+    step = folder.checkpoint_step()
+    if step is not None:
+        resumes = f"resumes from step {step}"
+    elif any((folder.checkpoints / name).exists() for name in folder.POINTERS):
+        resumes = f"damaged checkpoint pointer in {folder.checkpoints}: restarts from step 0"
+    else:
+        resumes = ""
     if failure_log(run):
-        return "failed", f"resumes from step {json.loads(resume.read_text())['step']}" if resume.exists() else ""
-    if resume.exists():
-        return "running", "resumable checkpoint, not started by a sweep"
+        return "failed", resumes
+    if resumes:
+        return "resumable", resumes
     return "missing", ""
+
+
+def _diverged_detail(folder: RunDir) -> str:
+    try:
+        where = folder.summary()["diverged"]
+        task = f" on {where['task']}" if where.get("task") else ""
+        return f"non-finite {where.get('what', 'loss')} at {where['stage']} step {where['step']}{task}"
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return f"{folder.path / 'summary.json'} unreadable ({type(e).__name__})"
 
 
 def failure_log(run: Run) -> Path | None:
@@ -379,11 +400,14 @@ def run_here(runs: list[Run], local: LocalSettings) -> int:
     ran = [o.run for o in outcomes]
     print(table(ran, {"result": [o.result for o in outcomes], "seconds": [round(o.seconds, 1) for o in outcomes]}))
     failed = [o for o in outcomes if o.failed]
-    for o in failed:
+    diverged = [o for o in outcomes if o.diverged]
+    for o in [*failed, *diverged]:
         print(f"\n--- {o.result}: {o.run.label}, log {launchers.log_path(o.run)}:")
         print(launchers.log_tail(launchers.log_path(o.run)))
-    print(f"{len(outcomes) - len(failed)} of {len(outcomes)} runs ok; logs in {runs[0].results_dir / 'logs'}")
-    return 1 if failed else 0
+    ok = len(outcomes) - len(failed) - len(diverged)
+    print(f"{ok} of {len(outcomes)} runs ok" + (f", {len(diverged)} diverged" if diverged else "")
+          + f"; logs in {runs[0].results_dir / 'logs'}")
+    return 1 if failed else EXIT_DIVERGED if diverged else 0
 
 
 if __name__ == "__main__":

@@ -3,7 +3,29 @@
 A batch's path: ``TaskStream.batch(step)`` gathers uint8 images already on the device
 and normalizes them; the learner (body + head) computes the loss; ``backward`` writes
 the gradient into the population's flat buffer; ``Population.inner_step`` moves every
-learner; then the method's policy may move phi, shift or reset the learners.
+learner; then the method's policy may move phi, shift or reset the learners (a policy
+that steps phi with the training gradients does so just before the inner step).
+
+A non-finite loss (on the device, no sync per step) or a non-finite phi stops the run
+at the next log step or before anything is saved, whichever comes first, raising
+Diverged with the first such step and task; the runner records the run as diverged.
+
+Differences from the authors' scripts that every method shares (each method's docstring
+lists its own):
+- phi_0 is one seeded body for every task. Theirs is not synchronised: every script calls
+  ``share_params(model.parameters())`` (e.g. ``meta_train_ours.py`` line 149), whose generator
+  the ``torch.cat`` at ``utils.py`` line 49 exhausts, so the copy-back loop (lines 53-56) never
+  runs. Each task starts from its own unseeded draw until the first meta-update averages them.
+- Batches follow permutations seeded by (seed, task, epoch) and drop no image. Theirs come from
+  unseeded, shuffled DataLoaders with ``drop_last=True`` (``dataloader.py`` lines 53-56; the
+  earlier loader, lines 75-77), which the FOMAML, ANIL and iMAML scripts rebuild at every reset.
+- Methods without validation batches train on all of each source's training set, as the
+  authors' three-value ``get_dataloader`` scripts do (``meta_train_ours.py`` line 125 matches
+  the earlier loader, ``dataloader.py`` lines 62-80, which has no split).
+- Any process layout gives the same result. Theirs is one process per task, world size 8.
+- Their ``--pretrained`` ImageNet load (``meta_train_ours.py`` lines 142-146) loads nothing (it
+  filters on ``requires_grad``, False for loaded tensors). There is no such option here.
+- A non-finite loss or phi stops the run here; theirs trains on.
 """
 from __future__ import annotations
 
@@ -21,6 +43,16 @@ from benchmark.population import Population
 from benchmark.storage import RunDir, StopRequest
 from methods.base import METHODS, Method
 from tasks.registry import TASKS, Splits
+
+
+class Diverged(RuntimeError):
+    """A non-finite loss or phi: the run stops and is recorded as diverged, not done."""
+
+    def __init__(self, stage: str, step: int, task: str, what: str = "loss"):
+        self.where = {"stage": stage, "step": step, "task": task, "what": what}
+        self.inner_steps: int | None = None  # meta-training's inner steps up to here
+        on = f" on {task}" if task else ""
+        super().__init__(f"diverged: non-finite {what} at {stage} step {step}{on}")
 
 
 def build_body(cfg: Config, channels: int) -> torch.nn.Module:
@@ -73,7 +105,7 @@ def meta_train(
         run.save_phi(phi_state(body, phi0), "final")
         return {"steps": 0, "inner_steps": 0, "wall_seconds": time.perf_counter() - start}
 
-    sources = method.sources(list(cfg.suite.sources), {n: len(data[n].train_y) for n in cfg.suite.sources})
+    sources = method.sources(cfg.suite)
     steps = method.steps(cfg.train.steps, len(cfg.suite.sources))
     local = shard(sources, collective.rank, collective.world_size)
     collective.rows_per_rank = [len(shard(sources, r, collective.world_size)) for r in range(collective.world_size)]
@@ -102,9 +134,12 @@ def meta_train(
     if cfg.checkpoint.phi_every:
         save_at |= set(range(cfg.checkpoint.phi_every, steps, cfg.checkpoint.phi_every))
 
-    # Running sums of loss and correct predictions per learner, kept on the device so
-    # the hot loop never waits for it; read once per log interval.
+    # Running sums of loss and correct predictions per learner, and the first step at
+    # which each learner's loss was not finite (0: none yet), kept on the device so the
+    # hot loop never waits for them; read at each log step and before anything is saved.
     stats = torch.zeros(len(specs), 2, device=device)
+    losses = torch.zeros(len(specs), device=device)
+    first_bad = torch.zeros(len(specs), dtype=torch.long, device=device)
     last_log, wall_before = 0, 0.0
     if resume_step:
         state = run.load_state(resume_step, collective.rank)
@@ -127,12 +162,21 @@ def meta_train(
                 logits = learner(x)
                 loss = F.cross_entropy(logits, y)
                 loss.backward()
-                stats[i, 0] += loss.detach()
+                losses[i] = loss.detach()
                 stats[i, 1] += (logits.argmax(1) == y).sum()
+            stats[:, 0] += losses
+            first_bad.masked_fill_((first_bad == 0) & ~torch.isfinite(losses), step)
+            method.before_step(step, pop)
             pop.inner_step()
             method.after_step(step, pop)
 
-            if step % cfg.train.log_every == 0 or step == steps:
+            logging_step = step % cfg.train.log_every == 0 or step == steps
+            stopping = collective.any(stop.requested is not None)  # every rank stops at the same step
+            checkpointing = bool(cfg.checkpoint.every and step % cfg.checkpoint.every == 0 and step < steps) or stopping
+            diverged = None
+            if logging_step or step in save_at or checkpointing:  # nothing non-finite is ever saved
+                diverged = _divergence(first_bad, pop.phi, local, step, collective)
+            if logging_step or diverged:
                 rows = _metric_rows(stats / (step - last_log), local, step, len(sources), time.perf_counter() - start,
                                    cfg.train.batch_size)
                 rows = collective.gather_rows(rows)
@@ -141,16 +185,34 @@ def meta_train(
                     bar.set_postfix(loss=f"{sum(r['loss'] for r in rows) / len(rows):.3f}")
                 stats.zero_()
                 last_log = step
+            if diverged:
+                diverged.inner_steps = step * len(sources)
+                raise diverged
             if step in save_at and collective.rank == 0:
                 run.save_phi(phi_state(body, pop.phi), "final" if step == steps else step)
-            stopping = collective.any(stop.requested is not None)  # every rank stops at the same step
-            if (cfg.checkpoint.every and step % cfg.checkpoint.every == 0 and step < steps) or stopping:
+            if checkpointing:
                 state = {"population": pop.state_dict(), "method": method.state_dict(), "stats": stats,
                          "last_log": last_log, "wall_seconds": time.perf_counter() - start}
                 run.save_state(step, collective, state)
                 if stopping:
                     stop.stop()
     return {"steps": steps, "inner_steps": steps * len(sources), "wall_seconds": time.perf_counter() - start}
+
+
+def _divergence(first_bad: torch.Tensor, phi: torch.Tensor, names: list[str], step: int,
+                collective: Collective) -> Diverged | None:
+    """The run's first non-finite loss (earliest step, then task order) or, failing that, a
+    non-finite phi, as the same Diverged on every rank; None if all is finite. One host
+    sync, plus a gather across ranks only when something diverged."""
+    bad = [(int(s), name) for s, name in zip(first_bad.tolist(), names) if s]
+    phi_bad = not bool(torch.isfinite(phi).all())
+    if not collective.any(bool(bad) or phi_bad):
+        return None
+    rows = collective.share_rows([{"step": s, "task": name} for s, name in bad])
+    if rows:
+        first = min(rows, key=lambda r: r["step"])  # stable: task order among equal steps
+        return Diverged("meta-train", first["step"], first["task"])
+    return Diverged("meta-train", step, "", what="phi")
 
 
 def _metric_rows(stats: torch.Tensor, names: list[str], step: int, n_tasks: int, wall: float,

@@ -14,9 +14,13 @@ from benchmark.distributed import exit_rank
 
 
 def main(path: str) -> None:
-    from benchmark.run import execute
+    from benchmark.run import EXIT_DIVERGED, Diverged, execute
 
-    execute(from_container(OmegaConf.to_container(OmegaConf.load(path))))
+    try:
+        execute(from_container(OmegaConf.to_container(OmegaConf.load(path))))
+    except Diverged as e:  # rank 0 has recorded it; the parent reports it
+        print(f"rank error: {e}", file=sys.stderr)
+        exit_rank(EXIT_DIVERGED)
     exit_rank(0)
 
 

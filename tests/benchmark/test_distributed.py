@@ -1,4 +1,5 @@
 """Multi-process runs: any world size gives the one-process phi; a failing rank stops the run."""
+import json
 import os
 import shutil
 import subprocess
@@ -100,3 +101,19 @@ def test_nccl_on_two_gpus_matches_one_gpu(tmp_path):
                           f"results_dir={tmp_path / str(w)}", "train.steps=12", "method.reset_every=4")
         runs[w] = phi(execute(cfg, progress=False))
     torch.testing.assert_close(runs[2], runs[1], atol=1e-5, rtol=0)
+
+
+def test_a_diverging_multi_process_run_is_recorded_once_by_rank_0(tmp_path):
+    """Every rank stops at the same step; rank 0 names the first non-finite step and task of
+    the whole run (W = 3 of 4 tasks); the parent exits with the diverged code."""
+    out = cli("suite=toy", "runner.world_size=3", "train.steps=20", "train.inner_lr=1e4", "train.log_every=1",
+              f"results_dir={tmp_path}")
+    assert out.returncode == 3, out.stderr
+    (folder,) = tmp_path.glob("toy/ours/*")
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["status"] == "diverged" and not (folder / "done").exists()
+    one = cli("suite=toy", "train.steps=20", "train.inner_lr=1e4", "train.log_every=1", "seed=0",
+              f"results_dir={tmp_path / 'one'}")
+    assert one.returncode == 3
+    (single,) = (tmp_path / "one").glob("toy/ours/*")
+    assert json.loads((single / "summary.json").read_text())["diverged"] == summary["diverged"]

@@ -9,7 +9,10 @@ import time
 import pytest
 import torch
 
+from omegaconf import OmegaConf
+
 from benchmark.run import execute
+from benchmark.storage import RunBusy, RunDir
 from helpers import ROOT, make_config
 
 ARGS = ["suite=toy", "runner.threads=1", "train.steps=300", "checkpoint.every=20", "method.reset_every=7",
@@ -36,8 +39,11 @@ def wait_for_checkpoint(results, min_step: int, proc, timeout: float = 120) -> N
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         pointers = list(results.rglob("resume.json"))
-        if pointers and json.loads(pointers[0].read_text())["step"] >= min_step:
-            return
+        try:
+            if pointers and json.loads(pointers[0].read_text())["step"] >= min_step:
+                return
+        except FileNotFoundError:  # moved to resume.prev.json just now
+            pass
         assert proc.poll() is None, proc.stdout.read()
         time.sleep(0.05)
     raise TimeoutError("no checkpoint appeared")
@@ -66,17 +72,24 @@ def test_kill_9_then_rerun_is_bit_identical(tmp_path, uninterrupted, method):
     assert_bit_identical(final_phi(tmp_path), uninterrupted)
 
 
-def test_a_second_process_on_a_running_folder_fails_and_leaves_it_alone(tmp_path, uninterrupted):
+def test_a_second_process_on_a_running_folder_fails_and_leaves_it_alone(tmp_path, monkeypatch):
     """Without the run's lock, the second would resume from the first's checkpoint and both
-    would write the same folder (before any checkpoint, it would clear the folder)."""
-    first = start(tmp_path)
-    wait_for_checkpoint(tmp_path, 20, first)
-    second = start(tmp_path)
-    output, _ = second.communicate(timeout=120)
-    assert second.returncode == 1 and "is being run by another process" in output, output
-    output, _ = first.communicate(timeout=300)
-    assert first.returncode == 0, output
-    assert_bit_identical(final_phi(tmp_path), uninterrupted)
+    would write the same folder (before any checkpoint, it would clear the folder). Here
+    the test holds the lock of a crashed run's folder, as a live run would."""
+    cut, checkpoints, full_phi = crashed_at_25(tmp_path, monkeypatch, "cut")
+    before = {p.name: p.stat().st_mtime_ns for p in checkpoints.parent.rglob("*") if p.is_file()}
+    run = RunDir(OmegaConf.to_container(OmegaConf.structured(cut), resolve=True))
+    with run.lock():
+        with pytest.raises(RunBusy, match="is being run by another process"):
+            execute(cut, progress=False)
+        out = subprocess.run([sys.executable, "-m", "benchmark.run", "suite=toy", "method.reset_every=7",
+                              "train.steps=30", "checkpoint.every=10", "runner.threads=1",
+                              f"results_dir={tmp_path / 'cut'}"], cwd=ROOT, capture_output=True, text=True)
+        assert out.returncode == 75 and "is being run by another process" in out.stderr, out.stderr  # EXIT_BUSY
+        assert run.locked()
+    assert not run.locked()
+    assert before == {p.name: p.stat().st_mtime_ns for p in checkpoints.parent.rglob("*") if p.is_file()}
+    assert_bit_identical(execute(cut, progress=False).load_phi("final"), full_phi)
 
 
 def test_sigterm_checkpoints_the_current_step_and_resumes(tmp_path, uninterrupted):
@@ -96,12 +109,12 @@ def test_sigterm_checkpoints_the_current_step_and_resumes(tmp_path, uninterrupte
     assert not list(tmp_path.rglob("state_*.pt")), "resumable state is removed once done"
 
 
-@pytest.mark.parametrize("method", ["fomaml_pp", "ours"])
-def test_crash_then_resume_in_process_restores_everything(tmp_path, monkeypatch, method):
-    """FOMAML++ with Adam carries meta-optimizer state, which the checkpoint must hold."""
-    args = ["suite=toy", f"method={method}", "method.reset_every=7", "train.steps=30", "checkpoint.every=10"]
-    if method == "fomaml_pp":
-        args.append("method.meta_optimizer=adam")
+@pytest.mark.parametrize("method,extra", [("fomaml", ["method.meta_optimizer=adam"]), ("ours", []),
+                                          ("ours", ["method.hard_reset=true"])])
+def test_crash_then_resume_in_process_restores_everything(tmp_path, monkeypatch, method, extra):
+    """FOMAML with Adam carries meta-optimizer state, and the hard reset draws heads from each
+    task's generator: the checkpoint must hold both."""
+    args = ["suite=toy", f"method={method}", "method.reset_every=7", "train.steps=30", "checkpoint.every=10", *extra]
     full = execute(make_config(*args, f"results_dir={tmp_path / 'full'}"), progress=False)
     cut = make_config(*args, f"results_dir={tmp_path / 'cut'}")
     monkeypatch.setenv("LSML_FAULT", "0:25")
@@ -113,6 +126,51 @@ def test_crash_then_resume_in_process_restores_everything(tmp_path, monkeypatch,
     assert_bit_identical(run.load_phi("final"), full.load_phi("final"))
     steps = [r["step"] for r in run.read("metrics") if r["task"] == "toy_a"]
     assert steps == sorted(set(steps)), "no duplicated metric rows after a resume"
+
+
+def crashed_at_25(tmp_path, monkeypatch, name):
+    """A run of 30 steps with checkpoints at 10 and 20 that crashed at step 25; and the
+    phi_final of the same run uninterrupted."""
+    args = ["suite=toy", "method.reset_every=7", "train.steps=30", "checkpoint.every=10"]
+    full = execute(make_config(*args, f"results_dir={tmp_path / 'full'}"), progress=False)
+    cut = make_config(*args, f"results_dir={tmp_path / name}")
+    monkeypatch.setenv("LSML_FAULT", "0:25")
+    with pytest.raises(RuntimeError, match="injected fault"):
+        execute(cut, progress=False)
+    monkeypatch.delenv("LSML_FAULT")
+    (folder,) = (tmp_path / name).glob("toy/ours/*")
+    pointers = {p: json.loads((folder / "checkpoints" / p).read_text())["step"]
+                for p in ("resume.json", "resume.prev.json")}
+    assert pointers == {"resume.json": 20, "resume.prev.json": 10}
+    return cut, folder / "checkpoints", full.load_phi("final")
+
+
+@pytest.mark.parametrize("damage", ["truncated state", "corrupt pointer"])
+def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, monkeypatch, capfd, damage):
+    cut, checkpoints, full_phi = crashed_at_25(tmp_path, monkeypatch, "cut")
+    if damage == "truncated state":
+        damaged = checkpoints / "state_20_rank0.pt"
+        damaged.write_bytes(damaged.read_bytes()[:1000])
+    else:
+        damaged = checkpoints / "resume.json"
+        damaged.write_text('{"step": 2')
+    capfd.readouterr()
+    run = execute(cut, progress=False)
+    out = capfd.readouterr()
+    assert str(damaged) in out.err and "previous checkpoint, step 10" in out.err, out.err
+    assert "from step 10" in out.out
+    assert_bit_identical(run.load_phi("final"), full_phi)
+
+
+def test_no_intact_checkpoint_restarts_from_step_0_with_a_warning(tmp_path, monkeypatch, capfd):
+    cut, checkpoints, full_phi = crashed_at_25(tmp_path, monkeypatch, "cut")
+    for state in checkpoints.glob("state_*.pt"):
+        state.write_bytes(b"")
+    capfd.readouterr()
+    run = execute(cut, progress=False)
+    err = capfd.readouterr().err
+    assert "state_20_rank0.pt" in err and "state_10_rank0.pt" in err and "restarting" in err, err
+    assert_bit_identical(run.load_phi("final"), full_phi)
 
 
 def test_runs_that_differ_only_in_paths_share_a_run_id(tmp_path):

@@ -1,15 +1,17 @@
 """Sweeps: grid expansion, validation before anything runs, the local launcher (idempotent,
 failure-tolerant, safe when many runs share one results dir) and ``--status``."""
 import json
-import socket
+import os
 import subprocess
 import sys
 
 import pytest
+import torch
 import yaml
 
 from benchmark import launchers
 from benchmark.sweep import compose_runs, expand, load_grid, main, state
+from helpers import ROOT
 from methods import METHODS
 
 TOY = ["suite=toy", "runner.threads=1", "train.steps=10", "metatest.steps=5"]
@@ -134,33 +136,84 @@ def test_a_failing_run_does_not_stop_the_others(tmp_path, capsys, monkeypatch):
     assert "failed" in out and "injected fault at step 6" in out
 
 
-def test_states_from_folders_and_records(tmp_path):
+def hold_lock(run):
+    """A real process that holds the run's lock until killed, as a live run does."""
+    path = run.dir.lock_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    code = (f"import fcntl, sys, time; f = open({str(path)!r}, 'a'); fcntl.flock(f, fcntl.LOCK_EX); "
+            "print('held', flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_states_from_folders_locks_and_records(tmp_path):
     (run,) = compose_runs(points("-", "suite=toy", f"results_dir={tmp_path}"))
     assert state(run, None)[0] == "missing"
     run.dir.checkpoints.mkdir(parents=True)
-    (run.dir.checkpoints / "resume.json").write_text('{"step": 5, "world_size": 1}')
-    assert state(run, None) == ("running", "resumable checkpoint, not started by a sweep")
+    (run.dir.checkpoints / "resume.json").write_text('{"step": 5, "world_size": 1, "files": {}}')
+    assert state(run, None) == ("resumable", "resumes from step 5")  # crashed, whatever started it
+    holder = hold_lock(run)
+    try:
+        assert state(run, None) == ("running", "a live process holds the run's lock")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert state(run, None)[0] == "resumable"  # the kernel dropped the dead holder's lock
     launchers.log_path(run).parent.mkdir(parents=True)
     launchers.log_path(run).write_text("boom\n")
-    pid_file = launchers.log_path(run).with_suffix(".pid")
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "benchmark.run"])
-    try:
-        pid_file.write_text(f"{socket.gethostname()} {proc.pid}")
-        assert state(run, None) == ("running", f"pid {proc.pid}")  # a live local process holds it
-        pid_file.write_text(f"{socket.gethostname()} 1")  # alive, but not a run: a reused pid
-        assert state(run, None)[0] == "failed"
-    finally:
-        proc.kill()
-        proc.wait()
-    pid_file.write_text(f"{socket.gethostname()} {proc.pid}")
-    assert state(run, None) == ("failed", "resumes from step 5")  # its process is gone: it resumes next time
+    assert state(run, None) == ("failed", "resumes from step 5")  # a sweep started it; it resumes next time
+    (run.dir.checkpoints / "resume.json").write_text('{"step": 5, "wor')  # damaged: named, no crash
+    assert state(run, None) == ("failed", f"damaged checkpoint pointer in {run.dir.checkpoints}: restarts from step 0")
     launchers.records_path(tmp_path).parent.mkdir()
     launchers.records_path(tmp_path).write_text(json.dumps({run.dir.id: {"job_id": "7_1", "stderr": "x"}}))
     assert state(run, {"7_1": "PENDING"}) == ("running", "job 7_1 PENDING")
     assert state(run, {})[0] == "failed"
     assert state(run, None)[0] == "submitted"  # no squeue to ask
+    (run.dir.path / "diverged").write_text("")
+    (run.dir.path / "summary.json").write_text(json.dumps(
+        {"status": "diverged", "diverged": {"stage": "meta-train", "step": 3, "task": "toy_b", "what": "loss"}}))
+    assert state(run, {}) == ("diverged", "non-finite loss at meta-train step 3 on toy_b")
+    (run.dir.path / "summary.json").write_text("{")
+    assert state(run, {})[0] == "diverged"  # a damaged summary is named, never a crash
+    (run.dir.path / "diverged").unlink()
     (run.dir.path / "done").write_text("")
     assert state(run, {"7_1": "RUNNING"})[0] == "done"
+
+
+def test_a_sweep_resumes_a_crashed_run_that_was_started_by_hand(tmp_path, capsys):
+    """Killed at step 23 of 40 with a checkpoint every 5 steps: the sweep, not the hand, resumes
+    it, from step 20, and ends bit-identical to a run never interrupted."""
+    args = [*TOY, "train.steps=40", "checkpoint.every=5"]
+    env = {**os.environ, "LSML_FAULT": "0:23"}
+    crash = subprocess.run([sys.executable, "-m", "benchmark.run", *args, f"results_dir={tmp_path / 'cut'}"],
+                           cwd=ROOT, env=env, capture_output=True, text=True)
+    assert crash.returncode == 1 and "injected fault at step 23" in crash.stderr
+    assert main(["-", *args, f"results_dir={tmp_path / 'cut'}", "--status"]) == 0
+    assert "resumable" in capsys.readouterr().out
+    assert main(["-", *args, f"results_dir={tmp_path / 'cut'}"]) == 0
+    out = capsys.readouterr().out
+    assert "1 to run here" in out and "1 of 1 runs ok" in out
+    (log,) = (tmp_path / "cut" / "logs").glob("*.log")
+    assert "from step 20" in log.read_text()
+    assert main(["-", *args, f"results_dir={tmp_path / 'full'}"]) == 0
+    (cut,) = (tmp_path / "cut").rglob("phi_final.pt")
+    (full,) = (tmp_path / "full").rglob("phi_final.pt")
+    a, b = torch.load(cut), torch.load(full)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_diverged_run_is_recorded_and_the_sweep_goes_on(tmp_path, capsys):
+    args = ["-", *TOY, "train.inner_lr=0.05,0.1,1e4", f"results_dir={tmp_path}"]
+    assert main(args) == 3  # EXIT_DIVERGED: nothing failed, one run diverged
+    out = capsys.readouterr().out
+    assert "2 of 3 runs ok, 1 diverged" in out and "error: diverged: non-finite" in out
+    assert len(list(tmp_path.glob("toy/*/*/done"))) == 2 and len(list(tmp_path.glob("toy/*/*/diverged"))) == 1
+    assert main([*args, "--status"]) == 0
+    out = capsys.readouterr().out
+    assert "3 runs: 1 diverged, 2 done" in out and "non-finite" in out
+    assert main(args) == 0  # nothing to run: a diverged run is finished
+    assert "0 to run here" in capsys.readouterr().out
 
 
 def test_twelve_concurrent_runs_leave_twelve_intact_folders(tmp_path, capsys):

@@ -1,0 +1,134 @@
+"""Runs that fail safely: divergence is recorded as such, never as a finished run; bad keys
+and paths fail before any compute; result files are strict JSON and readable by others."""
+import json
+import os
+import stat
+
+import pytest
+import torch
+
+from benchmark.run import Diverged, execute
+from helpers import cli, make_config
+
+TOY = ["suite=toy", "train.steps=20", "metatest.steps=5"]
+
+
+def strict_json_lines(path) -> list[dict]:
+    """Parse JSON lines rejecting NaN / Infinity, which are not JSON."""
+    def reject(token):
+        raise ValueError(f"{path}: {token} is not JSON")
+
+    return [json.loads(line, parse_constant=reject) for line in path.read_text().splitlines()]
+
+
+def test_a_diverging_run_is_recorded_as_diverged_not_done(tmp_path):
+    cfg = make_config(*TOY, "train.inner_lr=1e4", f"results_dir={tmp_path}")
+    with pytest.raises(Diverged, match="non-finite loss at meta-train step") as info:
+        execute(cfg, progress=False)
+    (folder,) = tmp_path.glob("toy/ours/*")
+    assert not (folder / "done").exists() and (folder / "diverged").exists()
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["status"] == "diverged" and "target_accuracy" not in summary
+    where = summary["diverged"]
+    assert where["stage"] == "meta-train" and where["task"] in cfg.suite.sources and 1 <= where["step"] <= 20
+    assert f"step {where['step']}" in str(info.value) and where["task"] in str(info.value)
+    rows = strict_json_lines(folder / "metrics.jsonl")  # null, never NaN
+    assert rows and any(r["loss"] is None for r in rows)
+    assert not list(folder.rglob("phi_final.pt")), "a diverged phi is never saved as final"
+
+    # A rerun does not train again: the folder is a finished (diverged) run.
+    mtime = (folder / "summary.json").stat().st_mtime_ns
+    with pytest.raises(Diverged, match="diverged"):
+        execute(cfg, progress=False)
+    assert (folder / "summary.json").stat().st_mtime_ns == mtime
+
+
+def test_the_diverged_step_is_exact_and_earlier_steps_were_finite(tmp_path):
+    """A 1e4 step size blows up within a few steps; the step named is the first non-finite
+    one, so the logged rows before it are finite numbers."""
+    cfg = make_config(*TOY, "train.inner_lr=1e4", "train.log_every=1", f"results_dir={tmp_path}")
+    with pytest.raises(Diverged):
+        execute(cfg, progress=False)
+    (folder,) = tmp_path.glob("toy/ours/*")
+    where = json.loads((folder / "summary.json").read_text())["diverged"]
+    step = where["step"]
+    rows = strict_json_lines(folder / "metrics.jsonl")
+    assert all(r["loss"] is not None for r in rows if r["step"] < step)
+    if where["what"] == "loss":  # else phi overflowed first, while the losses were still finite
+        assert any(r["loss"] is None for r in rows if r["step"] == step and r["task"] == where["task"])
+    assert max(r["step"] for r in rows) == step, "the run stops at the step that diverged"
+
+
+def test_a_diverging_meta_test_is_recorded_as_diverged(tmp_path):
+    cfg = make_config(*TOY, "metatest.lr=1e30", f"results_dir={tmp_path}")
+    with pytest.raises(Diverged, match="meta-test"):
+        execute(cfg, progress=False)
+    (folder,) = tmp_path.glob("toy/ours/*")
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["status"] == "diverged" and summary["diverged"]["stage"] == "meta-test"
+    assert summary["diverged"]["task"] in cfg.suite.targets
+    assert not (folder / "done").exists()
+
+
+def test_a_non_finite_phi_is_caught_even_while_the_losses_are_finite(tmp_path, monkeypatch):
+    from methods.ours import CTS
+
+    def poison(self, step, pop):
+        if step == 7:
+            pop.phi[0] = float("nan")  # no shift and no reset before step 100: the learners stay finite
+
+    monkeypatch.setattr(CTS, "after_step", poison)
+    cfg = make_config(*TOY, f"results_dir={tmp_path}")
+    with pytest.raises(Diverged, match="non-finite phi"):
+        execute(cfg, progress=False)
+    (folder,) = tmp_path.glob("toy/ours/*")
+    assert json.loads((folder / "summary.json").read_text())["diverged"]["what"] == "phi"
+
+
+def test_cli_exits_with_the_diverged_code_and_one_line(tmp_path):
+    out = cli(*TOY, "train.inner_lr=1e4", f"results_dir={tmp_path}")
+    assert out.returncode == 3, out.stderr
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "diverged" in errors[0] and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("override,key", [
+    ("runner.device=bogus", "runner.device"),
+    ("runner.device=cuda:x", "runner.device"),
+    ("metatest.at_steps=[5,25]", "metatest.at_steps"),
+    ("suite.targets=[toy_e,toy_a]", "toy_a"),
+])
+def test_bad_keys_fail_before_compute_naming_the_key(tmp_path, override, key):
+    out = cli(*TOY, override, f"results_dir={tmp_path}")
+    assert out.returncode == 2, out.stderr
+    assert key in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "toy").exists()
+
+
+def test_a_task_in_two_roles_names_both(tmp_path):
+    out = cli(*TOY, "suite.targets=[toy_e,toy_a]", f"results_dir={tmp_path}")
+    assert "suite.sources" in out.stderr and "suite.targets" in out.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without a GPU")
+def test_cuda_without_a_gpu_fails_before_compute_and_leaves_no_folder(tmp_path):
+    out = cli(*TOY, "runner.device=cuda", f"results_dir={tmp_path}")
+    assert out.returncode == 2 and "runner.device" in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_results_dir_that_is_a_file_is_named(tmp_path):
+    path = tmp_path / "a_file"
+    path.write_text("")
+    out = cli(*TOY, f"results_dir={path}")
+    assert out.returncode == 2 and "results_dir" in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
+def test_result_files_honour_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        run = execute(make_config(*TOY, "train.steps=5", f"results_dir={tmp_path}"), progress=False)
+    finally:
+        os.umask(old)
+    for name in ("summary.json", "metrics.jsonl", "metatest.jsonl", "config.yaml", "checkpoints/phi_final.pt"):
+        assert stat.S_IMODE((run.path / name).stat().st_mode) == 0o644, name
