@@ -106,7 +106,10 @@ def _already_finished(run: RunDir, place: distributed.Place | None) -> bool:
     """True if the run is done; raises Diverged if it diverged. Rank 0 says which."""
     speaks = place is None or place.rank == 0
     if run.diverged:
-        where = run.summary().get("diverged", {})
+        try:
+            where = run.summary()["diverged"]
+        except (OSError, ValueError, KeyError):  # a damaged summary still marks a diverged run
+            where = {}
         error = Diverged(where.get("stage", "?"), where.get("step", 0), where.get("task", ""), where.get("what", "loss"))
         error.args = (f"already {error} ({run.path / 'summary.json'}; delete the folder to run it again)",)
         raise error
