@@ -6,9 +6,10 @@ the gradient into the population's flat buffer; ``Population.inner_step`` moves 
 learner; then the method's policy may move phi, shift or reset the learners (a policy
 that steps phi with the training gradients does so just before the inner step).
 
-A non-finite loss (on the device, no sync per step) or a non-finite phi stops the run
-at the next log step or before anything is saved, whichever comes first, raising
-Diverged with the first such step and task; the runner records the run as diverged.
+A non-finite loss or phi stops the run at the step where it appears, raising Diverged
+with that step and task; the runner records the run as diverged. The check is one flag
+read per step (on CUDA, one host sync per step; a multi-process run already has one,
+the all-reduce that stops every rank at the same step on SIGTERM).
 
 Differences from the authors' scripts that every method shares (each method's docstring
 lists its own):
@@ -134,9 +135,9 @@ def meta_train(
     if cfg.checkpoint.phi_every:
         save_at |= set(range(cfg.checkpoint.phi_every, steps, cfg.checkpoint.phi_every))
 
-    # Running sums of loss and correct predictions per learner, and the first step at
-    # which each learner's loss was not finite (0: none yet), kept on the device so the
-    # hot loop never waits for them; read at each log step and before anything is saved.
+    # Running sums of loss and correct predictions per learner, kept on the device and read
+    # once per log interval; and the first step at which each learner's loss was not
+    # finite (0: none yet), one flag read per step.
     stats = torch.zeros(len(specs), 2, device=device)
     losses = torch.zeros(len(specs), device=device)
     first_bad = torch.zeros(len(specs), dtype=torch.long, device=device)
@@ -173,9 +174,7 @@ def meta_train(
             logging_step = step % cfg.train.log_every == 0 or step == steps
             stopping = collective.any(stop.requested is not None)  # every rank stops at the same step
             checkpointing = bool(cfg.checkpoint.every and step % cfg.checkpoint.every == 0 and step < steps) or stopping
-            diverged = None
-            if logging_step or step in save_at or checkpointing:  # nothing non-finite is ever saved
-                diverged = _divergence(first_bad, pop.phi, local, step, collective)
+            diverged = _divergence(first_bad, pop.phi, local, step, collective)
             if logging_step or diverged:
                 rows = _metric_rows(stats / (step - last_log), local, step, len(sources), time.perf_counter() - start,
                                    cfg.train.batch_size)
@@ -202,12 +201,11 @@ def meta_train(
 def _divergence(first_bad: torch.Tensor, phi: torch.Tensor, names: list[str], step: int,
                 collective: Collective) -> Diverged | None:
     """The run's first non-finite loss (earliest step, then task order) or, failing that, a
-    non-finite phi, as the same Diverged on every rank; None if all is finite. One host
-    sync, plus a gather across ranks only when something diverged."""
-    bad = [(int(s), name) for s, name in zip(first_bad.tolist(), names) if s]
-    phi_bad = not bool(torch.isfinite(phi).all())
-    if not collective.any(bool(bad) or phi_bad):
+    non-finite phi, as the same Diverged on every rank; None if all is finite. One flag
+    read from the device, plus a gather across ranks only when something diverged."""
+    if not collective.any(bool(first_bad.any() | ~torch.isfinite(phi).all())):
         return None
+    bad = [(int(s), name) for s, name in zip(first_bad.tolist(), names) if s]
     rows = collective.share_rows([{"step": s, "task": name} for s, name in bad])
     if rows:
         first = min(rows, key=lambda r: r["step"])  # stable: task order among equal steps

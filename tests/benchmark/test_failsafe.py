@@ -23,17 +23,16 @@ def strict_json_lines(path) -> list[dict]:
 
 def test_a_diverging_run_is_recorded_as_diverged_not_done(tmp_path):
     cfg = make_config(*TOY, "train.inner_lr=1e4", f"results_dir={tmp_path}")
-    with pytest.raises(Diverged, match="non-finite loss at meta-train step") as info:
+    with pytest.raises(Diverged, match="non-finite (loss|phi) at meta-train step") as info:
         execute(cfg, progress=False)
     (folder,) = tmp_path.glob("toy/ours/*")
     assert not (folder / "done").exists() and (folder / "diverged").exists()
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["status"] == "diverged" and "target_accuracy" not in summary
     where = summary["diverged"]
-    assert where["stage"] == "meta-train" and where["task"] in cfg.suite.sources and 1 <= where["step"] <= 20
-    assert f"step {where['step']}" in str(info.value) and where["task"] in str(info.value)
-    rows = strict_json_lines(folder / "metrics.jsonl")  # null, never NaN
-    assert rows and any(r["loss"] is None for r in rows)
+    assert where["stage"] == "meta-train" and 1 <= where["step"] <= 20
+    assert f"step {where['step']}" in str(info.value)
+    strict_json_lines(folder / "metrics.jsonl")  # null, never NaN
     assert not list(folder.rglob("phi_final.pt")), "a diverged phi is never saved as final"
 
     # A rerun does not train again: the folder is a finished (diverged) run.
@@ -43,10 +42,21 @@ def test_a_diverging_run_is_recorded_as_diverged_not_done(tmp_path):
     assert (folder / "summary.json").stat().st_mtime_ns == mtime
 
 
+def test_a_non_finite_loss_names_its_task_and_logs_null(tmp_path):
+    cfg = make_config(*TOY, "train.inner_lr=1e30", f"results_dir={tmp_path}")  # the losses blow up first
+    with pytest.raises(Diverged, match="non-finite loss at meta-train step 2 on toy_") as info:
+        execute(cfg, progress=False)
+    (folder,) = tmp_path.glob("toy/ours/*")
+    where = json.loads((folder / "summary.json").read_text())["diverged"]
+    assert where["what"] == "loss" and where["task"] in cfg.suite.sources and where["task"] in str(info.value)
+    rows = strict_json_lines(folder / "metrics.jsonl")
+    assert [r["loss"] for r in rows if r["task"] == where["task"]] == [None]
+
+
 def test_the_diverged_step_is_exact_and_earlier_steps_were_finite(tmp_path):
     """A 1e4 step size blows up within a few steps; the step named is the first non-finite
     one, so the logged rows before it are finite numbers."""
-    cfg = make_config(*TOY, "train.inner_lr=1e4", "train.log_every=1", f"results_dir={tmp_path}")
+    cfg = make_config(*TOY, "train.inner_lr=1e4", f"results_dir={tmp_path}")
     with pytest.raises(Diverged):
         execute(cfg, progress=False)
     (folder,) = tmp_path.glob("toy/ours/*")
@@ -57,6 +67,8 @@ def test_the_diverged_step_is_exact_and_earlier_steps_were_finite(tmp_path):
     if where["what"] == "loss":  # else phi overflowed first, while the losses were still finite
         assert any(r["loss"] is None for r in rows if r["step"] == step and r["task"] == where["task"])
     assert max(r["step"] for r in rows) == step, "the run stops at the step that diverged"
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["inner_steps"] == step * len(cfg.suite.sources)
 
 
 def test_a_diverging_meta_test_is_recorded_as_diverged(tmp_path):
