@@ -20,7 +20,8 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 import methods  # noqa: F401  (registers methods)
 import tasks  # noqa: F401  (registers tasks and suites)
 from benchmark.models import MODELS
-from methods.base import METHODS, require
+from benchmark.registry import require
+from methods.base import METHODS
 from tasks.registry import SUITES, SuiteConfig
 
 

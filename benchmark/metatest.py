@@ -37,7 +37,8 @@ from tqdm import tqdm
 from benchmark.config import Config
 from benchmark.data import TaskStream, generator, normalize
 from benchmark.population import Learner, init_head
-from benchmark.train import Diverged, build_body
+from benchmark.models import build_body
+from benchmark.train import Diverged
 from tasks.registry import TaskSpec, Splits
 
 

@@ -12,8 +12,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from benchmark.registry import Registry
-from methods.base import require
+from benchmark.registry import Registry, require
 
 
 @dataclass
@@ -72,6 +71,11 @@ class ConvNet(nn.Sequential):
 @register_model("convnet", ConvNetConfig)
 def convnet(cfg: ModelConfig, in_channels: int) -> nn.Module:
     return ConvNet(in_channels, cfg.width)
+
+
+def build_body(cfg, channels: int) -> nn.Module:
+    """The body of the run's model (``cfg.model``) for inputs of ``channels`` channels."""
+    return MODELS.get(cfg.model.name).build_body(cfg.model, channels)
 
 
 def flat_params(module: nn.Module) -> torch.Tensor:

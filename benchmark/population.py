@@ -10,7 +10,7 @@ For speed, every inner parameter of every learner lives in one flat buffer ``W``
 - a collective over the bodies is one all-gather of one flat buffer.
 
 The inner step is exactly ``torch.optim.SGD`` (momentum, dampening 0, L2 weight
-decay, optional Nesterov); ``tests/benchmark/test_population.py`` checks it bit for bit.
+decay, optional Nesterov); ``tests/methods/test_update_rules.py`` checks it bit for bit.
 """
 from __future__ import annotations
 

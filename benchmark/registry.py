@@ -1,7 +1,9 @@
-"""A name -> object registry that raises on duplicates and lists valid names on a miss.
+"""The framework's shared pieces that plugins (methods, tasks, models) import: a name ->
+object registry that raises on duplicates and lists valid names on a miss, and
+``require``, the config check that names its key. The framework imports no plugin.
 
-One instance per kind (methods, tasks, suites, models). It is the single source of
-command-line choices, sweep grids, test parametrization and table row order
+One registry instance per kind (methods, tasks, suites, models). It is the single source
+of command-line choices, sweep grids, test parametrization and table row order
 (registration order).
 """
 from __future__ import annotations
@@ -9,6 +11,12 @@ from __future__ import annotations
 from typing import Callable, Generic, Iterator, TypeVar
 
 T = TypeVar("T")
+
+
+def require(ok: bool, key: str, message: str) -> None:
+    """Config validation: fail with the dotted key that is wrong."""
+    if not ok:
+        raise ValueError(f"{key}: {message}")
 
 
 class UnknownNameError(KeyError):

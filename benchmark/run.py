@@ -119,8 +119,11 @@ def _already_finished(run: RunDir, place: distributed.Place | None) -> bool:
 
 
 def _identity(cfg: Config, run: RunDir) -> dict:
+    """What every summary records; the layout too, since the run id leaves it out and CPU
+    results are bit-identical only across layouts of equal threads per process."""
     return {"method": cfg.method.name, "suite": cfg.suite.name, "seed": cfg.seed, "run_id": run.id,
-            "git_commit": git_commit()}
+            "git_commit": git_commit(), "layout": {"world_size": cfg.runner.world_size,
+                                                   "threads": torch.get_num_threads(), "device": cfg.runner.device}}
 
 
 def finish(cfg: Config, run: RunDir, data: dict[str, Splits], device, result: dict, progress: bool) -> None:

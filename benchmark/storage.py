@@ -249,6 +249,10 @@ class RunDir:
                 continue
             if pointer["world_size"] != world_size:
                 return 0
+            if pointer.get("threads", torch.get_num_threads()) != torch.get_num_threads():
+                warn(f"the checkpoint at step {pointer['step']} was written with {pointer['threads']} torch threads, "
+                     f"this process runs {torch.get_num_threads()}: the result will not be bit-identical to an "
+                     "uninterrupted run (CPU kernels round differently with the thread count)")
             if name != "resume.json":
                 warn(f"resuming from the previous checkpoint, step {pointer['step']}")
                 atomic.write_json(self.checkpoints / "resume.json", pointer)
@@ -278,7 +282,8 @@ class RunDir:
             current = self.checkpoints / "resume.json"
             if current.exists():
                 os.replace(current, self.checkpoints / "resume.prev.json")
-            atomic.write_json(current, {"step": step, "world_size": collective.world_size, "files": files})
+            atomic.write_json(current, {"step": step, "world_size": collective.world_size,
+                                        "threads": torch.get_num_threads(), "files": files})
             keep = set(files)
             with contextlib.suppress(FileNotFoundError, CorruptCheckpoint):
                 keep |= set(self.read_pointer("resume.prev.json")["files"])

@@ -39,7 +39,7 @@ from tqdm import tqdm
 from benchmark.config import Config
 from benchmark.data import TaskStream, generator, split_train_val, val_indices
 from benchmark.distributed import Collective, injected_fault
-from benchmark.models import MODELS, flat_params
+from benchmark.models import build_body, flat_params
 from benchmark.population import Population
 from benchmark.storage import RunDir, StopRequest
 from methods.base import METHODS, Method
@@ -54,10 +54,6 @@ class Diverged(RuntimeError):
         self.inner_steps: int | None = None  # meta-training's inner steps up to here
         on = f" on {task}" if task else ""
         super().__init__(f"diverged: non-finite {what} at {stage} step {step}{on}")
-
-
-def build_body(cfg: Config, channels: int) -> torch.nn.Module:
-    return MODELS.get(cfg.model.name).build_body(cfg.model, channels)
 
 
 def initial_body(cfg: Config, channels: int) -> torch.nn.Module:

@@ -16,16 +16,10 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
-from benchmark.registry import Registry
+from benchmark.registry import Registry, require
 
 if TYPE_CHECKING:
     from benchmark.population import Population
-
-
-def require(ok: bool, key: str, message: str) -> None:
-    """Config validation: fail with the dotted key that is wrong."""
-    if not ok:
-        raise ValueError(f"{key}: {message}")
 
 
 @dataclass

@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 import os
 import zlib
-from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import torch
@@ -152,18 +151,6 @@ def load(script: str, data_cfg) -> Splits:
               "train": train, "test": test, "size": SIZE}
     return cached_splits(data_cfg.cache_dir, f"glyphs-{script}", params,
                          lambda: _render_splits(script, train, test, SIZE))
-
-
-def prerender(data_cfg, scripts=SOURCES + TARGETS, workers: int | None = None) -> None:
-    """Render (and cache) several scripts in parallel; each script's output is the same
-    whatever the worker count, since it depends only on its own seeded generator."""
-    workers = workers or min(len(scripts), os.cpu_count() or 1)
-    if workers <= 1:
-        for s in scripts:
-            load(s, data_cfg)
-        return
-    with ProcessPoolExecutor(workers) as pool:
-        list(pool.map(load, scripts, [data_cfg] * len(scripts)))
 
 
 for _script in SOURCES + TARGETS:

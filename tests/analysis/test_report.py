@@ -10,11 +10,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis.report import main, replace_dir
+from analysis.report import from_report, main, replace_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / "tests" / "fixtures" / "runs"
-FILES = ["runs.csv", "curves.csv", "training.csv", "accuracy.tex", "steps_to_95.tex", "summary.md",
+FILES = ["runs.csv", "curves.csv", "training.csv", "skipped.json", "accuracy.tex", "steps_to_95.tex", "summary.md",
          *[f"{stem}.{ext}" for stem in ("training_loss", "metaconvergence", "metaconvergence_toy_e",
                                          "metaconvergence_toy_f", "accuracy_vs_K") for ext in ("png", "pdf")]]
 
@@ -100,3 +100,47 @@ def test_summary_without_accuracies_is_unreadable_not_a_crash(tmp_path, capsys):
     assert main([str(root), "--out", str(tmp_path / "report")]) == 0
     assert ("skipped unreadable run: toy/ours/60cc4897a620/summary.json: no target_accuracy"
             in capsys.readouterr().out)
+
+
+@pytest.fixture(scope="module")
+def regenerated(report, tmp_path_factory):
+    """The report above, regenerated from its own CSVs (no run folders)."""
+    _, first = report
+    again = tmp_path_factory.mktemp("again") / "report"
+    assert main([str(first), "--out", str(again)]) == 0
+    return first, again
+
+
+def test_regenerated_csvs_are_byte_identical(regenerated):
+    first, again = regenerated
+    for name in ("runs.csv", "curves.csv", "training.csv"):
+        assert (again / name).read_bytes() == (first / name).read_bytes(), name  # K=5 stays 5, rows in order
+
+
+def test_regenerated_tables_and_summary_are_identical(regenerated):
+    first, again = regenerated
+    for name in [p.name for p in first.glob("*.tex")] + ["summary.md"]:
+        # only the source folder's name differs: the run folders, then the first report
+        text = (again / name).read_text().replace(f"From `{first}`:", f"From `{RUNS}`:")
+        assert text == (first / name).read_text(), name
+    assert "skipped 1 diverged, 1 incomplete, 0 unreadable" in (again / "summary.md").read_text()
+
+
+def test_regenerated_columns_keep_their_types(regenerated):
+    first, _ = regenerated
+    runs = from_report(first).runs
+    assert runs["method.reset_every"].dtype == "Int64"  # 5, 10 and gaps: not 5.0
+    assert runs["method.reset_every"].dropna().unique().tolist() == [5, 10]
+    assert runs["method.meta_lr"].dtype == "Float64"
+    assert runs["config_hash"].map(type).eq(str).all()  # a hash of digits would stay text
+
+
+def test_report_without_skipped_lists_says_so(report, tmp_path):
+    _, first = report
+    old = tmp_path / "old"
+    shutil.copytree(first, old)
+    (old / "skipped.json").unlink(missing_ok=True)  # a report written before the lists were kept
+    assert main([str(old), "--out", str(tmp_path / "again")]) == 0
+    summary = (tmp_path / "again" / "summary.md").read_text()
+    assert "skipped runs not known" in summary
+    assert "None." not in summary.split("## Diverged runs")[1]

@@ -183,3 +183,14 @@ def test_runs_that_differ_only_in_paths_share_a_run_id(tmp_path):
 
     ids = [run_id(OmegaConf.to_container(OmegaConf.structured(x), resolve=True)) for x in (a, b, c)]
     assert ids[0] == ids[1] != ids[2]
+
+
+def test_a_resume_under_another_thread_count_warns_and_the_layout_is_recorded(tmp_path, monkeypatch, capfd):
+    cut, checkpoints, _ = crashed_at_25(tmp_path, monkeypatch, "cut")
+    assert json.loads((checkpoints / "resume.json").read_text())["threads"] == 1
+    more = make_config("suite=toy", "method.reset_every=7", "train.steps=30", "checkpoint.every=10",
+                       "runner.threads=2", f"results_dir={tmp_path / 'cut'}")
+    capfd.readouterr()
+    run = execute(more, progress=False)
+    assert "written with 1 torch threads, this process runs 2" in capfd.readouterr().err
+    assert run.summary()["layout"] == {"world_size": 1, "threads": 2, "device": "auto"}

@@ -7,7 +7,8 @@ import torch
 
 from benchmark.models import flat_params
 from benchmark.run import execute
-from benchmark.train import build_body, initial_body
+from benchmark.models import build_body
+from benchmark.train import initial_body
 from helpers import make_config
 from methods.base import METHODS
 

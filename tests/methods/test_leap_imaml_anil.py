@@ -8,7 +8,8 @@ from benchmark.data import TaskStream, generator, split_train_val
 from benchmark.models import ConvNet, flat_params
 from benchmark.population import Population
 from benchmark.run import execute
-from benchmark.train import build_body, initial_body
+from benchmark.models import build_body
+from benchmark.train import initial_body
 from helpers import make_config
 from methods.base import METHODS
 from methods.imaml import batch_statistics_only, body_loss, implicit_grad

@@ -1,8 +1,9 @@
 """Measure the runner's per-step overhead; not a unit test (timings are noisy).
 
-    python -m benchmark.overhead [repeats=21] [steps=25] [key=value ...]
+    python -m benchmark.perf.overhead [--repeats 21] [--steps 25] [key=value ...]
 
-Reports, as medians over interleaved repeats in this one process:
+Prints one line of timings per repeat, then the configuration and four ratios, each as
+the median (and every value) over interleaved repeats in this one process:
 
 - runner / bare: one inner step of ``meta_train`` (method ``reptile`` with K = steps, so
   no meta-update) against a bare PyTorch loop doing the same SGD steps with separate
@@ -20,9 +21,9 @@ so a slow drift of the machine's speed cancels over pairs of repeats.
 """
 from __future__ import annotations
 
+import argparse
 import copy
 import statistics
-import sys
 import tempfile
 import time
 
@@ -94,11 +95,29 @@ def bare_seconds(cfg, data, device, steps: int) -> float:
     return time.perf_counter() - start
 
 
-def main(argv: list[str]) -> None:
-    opts = dict(a.split("=", 1) for a in argv if a.split("=", 1)[0] in ("repeats", "steps"))
-    overrides = [a for a in argv if a.split("=", 1)[0] not in ("repeats", "steps")]
-    repeats, steps = int(opts.get("repeats", 21)), int(opts.get("steps", 25))
-    base = [*overrides, f"train.steps={steps}", f"train.log_every={steps}"]
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmark.perf.overhead", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=21, help="interleaved repeats (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=25,
+                        help="inner steps per timed run, also Reptile's K (default: %(default)s)")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="config overrides, as for python -m benchmark.run (e.g. suite=toy runner.threads=1)")
+    args = parser.parse_intermixed_args(argv)
+    for name in ("repeats", "steps"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    for arg in args.overrides:
+        key, _, value = arg.partition("=")
+        if key in ("repeats", "steps"):
+            parser.error(f"{arg} is not a config key: write --{key} {value}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    repeats, steps = args.repeats, args.steps
+    base = [*args.overrides, f"train.steps={steps}", f"train.log_every={steps}"]
     with initialize_config_module("benchmark.conf", version_base="1.3"):
         cfg = validate(compose("config", overrides=base))
     torch.set_num_threads(cfg.runner.threads or cores())
@@ -130,4 +149,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

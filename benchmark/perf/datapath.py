@@ -1,11 +1,12 @@
 """Data-path speed against the model's step time, on this machine's CPU (or GPU).
 
-    python -m benchmark.datapath [--batch 128] [--device cpu] [--repeats 20]
+    python -m benchmark.perf.datapath [--batch 128] [--device cpu] [--repeats 20]
 
 For each image size of the paper's tasks (28, 32, 64, 84 px) it times
 ``TaskStream.batch`` (index gather from a uint8 tensor, batched random crop with
 padding, flip, normalization) and one ResNet-20 SGD step on that batch, and prints
-images per second of each. Synthetic uint8 data stands in for a decoded cache.
+one line per size: images per second of each (medians over the repeats) and the
+data path's share of a step. Synthetic uint8 data stands in for a decoded cache.
 """
 from __future__ import annotations
 
@@ -33,12 +34,24 @@ def median_seconds(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--repeats", type=int, default=20)
-    args = parser.parse_args()
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmark.perf.datapath", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=128, help="images per batch (default: %(default)s)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="torch device to time on (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=20,
+                        help="timed data-path calls per size; the model step is timed max(3, repeats / 4) "
+                             "times (default: %(default)s)")
+    args = parser.parse_args(argv)
+    for name in ("batch", "repeats"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     device = torch.device(args.device)
     model = ResNetCifar(3).to(device)
     head = torch.nn.Linear(model.out_features, 100).to(device)
