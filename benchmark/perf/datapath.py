@@ -1,7 +1,5 @@
 """Data-path speed against the model's step time, on this machine's CPU (or GPU).
 
-    python -m benchmark.perf.datapath [--batch 128] [--device cpu] [--repeats 20]
-
 For each image size of the paper's tasks (28, 32, 64, 84 px) it times
 ``TaskStream.batch`` (index gather from a uint8 tensor, batched random crop with
 padding, flip, normalization) and one ResNet-20 SGD step on that batch, and prints

@@ -1,7 +1,5 @@
 """Measure the runner's per-step overhead; not a unit test (timings are noisy).
 
-    python -m benchmark.perf.overhead [--repeats 21] [--steps 25] [key=value ...]
-
 Prints one line of timings per repeat, then the configuration and four ratios, each as
 the median (and every value) over interleaved repeats in this one process:
 
@@ -34,8 +32,8 @@ from omegaconf import OmegaConf
 
 from benchmark.config import cores, validate
 from benchmark.data import normalize
-from benchmark.population import Learner
 from benchmark.distributed import device_for
+from benchmark.population import Learner
 from benchmark.run import load_data
 from benchmark.storage import RunDir
 from benchmark.train import initial_body, meta_train

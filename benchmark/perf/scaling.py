@@ -1,11 +1,9 @@
 """Per-task-step cost of a multi-process run against one process, on this machine.
 
-    python -m benchmark.perf.scaling [--repeats 3] [--world-size 2] [key=value ...]
-
 Runs the same config with ``runner.world_size=1`` and ``=W`` (interleaved, each a
 ``python -m benchmark.run`` in a fresh results folder, threads = cores / W per process)
-and prints, per repeat, the meta-training wall time per task-step of each and their
-ratio, then the median ratio (the loop only: no start-up, no meta-test).
+and prints, per repeat, the meta-training wall time per task-step of each (the loop
+only: no start-up, no meta-test) and their ratio, then the median ratio.
 """
 from __future__ import annotations
 
