@@ -50,6 +50,7 @@ class Collection:
     incomplete: list[str] = field(default_factory=list)  # run folders with neither ``done`` nor ``diverged``
     diverged: list[str] = field(default_factory=list)  # "folder: ours seed 0 diverged at ..." per diverged run
     unreadable: list[str] = field(default_factory=list)  # "folder/file[:line]: error" for done folders skipped
+    skipped_known: bool = True  # False when regenerated from a report that did not record the three lists
 
 
 def method_order(names: list[str]) -> list[str]:

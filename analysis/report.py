@@ -4,7 +4,8 @@ Reads every complete run folder under the results directory (diverged ones, inco
 ones and those whose files do not parse or agree with their summary.json are skipped and
 listed apart), writes ``runs.csv``, ``curves.csv``, ``training.csv``, the figures (PNG +
 PDF), the LaTeX tables and ``summary.md`` into a temporary folder, and only then swaps it
-in for the old report, so a report folder is always whole.
+in for the old report, so a report folder is always whole. ``skipped.json`` keeps the lists of
+skipped runs, so that a report regenerated from its own folder still lists them.
 
 Tables are computed from ``runs.csv`` / ``curves.csv`` as read back from disk, so every
 number in them traces to those files. With several suites, each suite's files carry a
@@ -13,6 +14,7 @@ number in them traces to those files. With several suites, each suite's files ca
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -26,7 +28,28 @@ from analysis import plots, tables
 from analysis.collect import Collection, collect
 
 CSV_OPTIONS = {"keep_default_na": False, "na_values": [""]}  # a target named "NA" stays a name
+# Always text, whatever they hold: a commit or hash of digits only, phi_step "100" beside "final".
+TEXT_COLUMNS = ["method", "display", "variant", "suite", "target", "phi_step", "task", "git_commit",
+                "config_hash", "run_dir"]
 MARKER = "summary.md"  # a folder holding it is a report this command may replace
+SKIPPED = "skipped.json"  # the skipped runs' lists, which no CSV holds
+SKIPPED_KINDS = ("diverged", "incomplete", "unreadable")
+
+
+def hyperparameter_columns(df: pd.DataFrame) -> list[str]:
+    return [c for c in df.columns if "." in c]  # dotted config keys
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    """A report CSV with the dtypes collect gave it, so writing it again gives the same bytes.
+
+    Hyperparameter columns get collect's nullable dtypes back: a column with gaps (scratch
+    has no reset_every) would otherwise read as float, K=5 as 5.0."""
+    df = pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS}, **CSV_OPTIONS)
+    swept = hyperparameter_columns(df)
+    if swept:
+        df[swept] = df[swept].convert_dtypes()
+    return df
 
 
 def write_csvs(collection: Collection, out: Path) -> dict[str, pd.DataFrame]:
@@ -37,7 +60,10 @@ def write_csvs(collection: Collection, out: Path) -> dict[str, pd.DataFrame]:
         if df.empty:
             continue
         df.to_csv(out / f"{name}.csv", index=False)
-        back[name] = pd.read_csv(out / f"{name}.csv", **CSV_OPTIONS)
+        back[name] = read_csv(out / f"{name}.csv")
+    if collection.skipped_known:
+        skipped = {kind: getattr(collection, kind) for kind in SKIPPED_KINDS}
+        (out / SKIPPED).write_text(json.dumps(skipped, indent=1) + "\n")
     return back
 
 
@@ -87,9 +113,11 @@ def write_report(results: Path, collection: Collection, out: Path) -> None:
     style = plots.styles(runs)  # one colour per method across suites and figures
     suites = list(pd.unique(runs["suite"]))
     n_runs = runs["run_dir"].nunique()
+    skipped = (f"skipped {len(collection.diverged)} diverged, {len(collection.incomplete)} incomplete, "
+               f"{len(collection.unreadable)} unreadable" if collection.skipped_known else
+               f"skipped runs not known (regenerated from the CSVs of a report without {SKIPPED})")
     lines = ["# lsml-bench report", "",
-             f"From `{results}`: {n_runs} complete runs; skipped {len(collection.diverged)} diverged, "
-             f"{len(collection.incomplete)} incomplete, {len(collection.unreadable)} unreadable. "
+             f"From `{results}`: {n_runs} complete runs; {skipped}. "
              "Data: [runs.csv](runs.csv) (final phi, run x target), [curves.csv](curves.csv) "
              "(accuracy along meta-training), [training.csv](training.csv) (meta-training logs).", "",
              "Swept hyperparameters (columns of runs.csv): "
@@ -97,10 +125,11 @@ def write_report(results: Path, collection: Collection, out: Path) -> None:
     for suite in suites:
         suffix = f"_{suite}" if len(suites) > 1 else ""
         lines += suite_section(suite, frames, collection.swept, style, out, suffix)
+    none = "None." if collection.skipped_known else "Not known."
     lines += ["## Diverged runs (excluded)", ""]
-    lines += [f"- `{line}`" for line in collection.diverged] or ["None."]
+    lines += [f"- `{line}`" for line in collection.diverged] or [none]
     lines += ["", "## Skipped incomplete runs (no `done`)", ""]
-    lines += [f"- `{path}`" for path in collection.incomplete] or ["None."]
+    lines += [f"- `{path}`" for path in collection.incomplete] or [none]
     if collection.unreadable:
         lines += ["", "## Skipped unreadable runs", "", *[f"- `{problem}`" for problem in collection.unreadable]]
     (out / MARKER).write_text("\n".join(lines) + "\n")
@@ -125,11 +154,16 @@ def duplicates(collection: Collection) -> int:
 
 def from_report(folder: Path) -> Collection:
     """A committed report regenerates from its own CSVs (no run folders needed): the
-    tables and figures are functions of runs.csv, curves.csv and training.csv."""
-    frames = {name: pd.read_csv(folder / f"{name}.csv", **CSV_OPTIONS) if (folder / f"{name}.csv").exists()
+    tables and figures are functions of runs.csv, curves.csv and training.csv, and the
+    skipped runs are listed in skipped.json (a report written before it existed lacks it)."""
+    frames = {name: read_csv(folder / f"{name}.csv") if (folder / f"{name}.csv").exists()
               else pd.DataFrame() for name in ("runs", "curves", "training")}
-    swept = [c for c in frames["runs"].columns if "." in c]  # hyperparameter columns are dotted config keys
-    return Collection(frames["runs"], frames["curves"], frames["training"], swept)
+    swept = hyperparameter_columns(frames["runs"])
+    if not (folder / SKIPPED).exists():
+        return Collection(frames["runs"], frames["curves"], frames["training"], swept, skipped_known=False)
+    skipped = json.loads((folder / SKIPPED).read_text())
+    return Collection(frames["runs"], frames["curves"], frames["training"], swept,
+                      **{kind: list(skipped.get(kind, [])) for kind in SKIPPED_KINDS})
 
 
 def main(argv: list[str] | None = None) -> int:
