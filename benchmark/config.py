@@ -156,6 +156,14 @@ def check_results_dir(path: str) -> None:
     require(os.access(here, os.W_OK | os.X_OK), "results_dir", f"cannot be written: no write permission on {here}")
 
 
+def compose_config(overrides: list[str]) -> Config:
+    """A run's validated config from ``key=value`` overrides, composed as the CLI does."""
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module("benchmark.conf", version_base="1.3"):
+        return validate(compose("config", overrides=overrides))
+
+
 def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 

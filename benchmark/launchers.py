@@ -30,7 +30,8 @@ import submitit
 from tqdm import tqdm
 
 from benchmark import atomic
-from benchmark.config import cores
+from benchmark.config import compose_config, cores
+from benchmark.run import EXIT_BUSY, EXIT_DIVERGED, execute, print_table
 from benchmark.storage import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]  # the project: jobs import benchmark/ from here
@@ -166,8 +167,6 @@ def run_local(runs: list[Run], settings: LocalSettings) -> list[Outcome]:
 
 def _result(code: int, run: Run) -> str:
     """done | diverged | skipped: running elsewhere | failed (exit N), from a run's exit code."""
-    from benchmark.run import EXIT_BUSY, EXIT_DIVERGED
-
     if code == 0 and run.dir.done:
         return "done"
     if code == EXIT_DIVERGED and run.dir.diverged:
@@ -227,6 +226,29 @@ class SlurmSettings:
         optional = {"slurm_partition": self.partition, "mem_gb": self.mem_gb, "slurm_gpus_per_task": self.gpus_per_task,
                     "slurm_account": self.account, "slurm_qos": self.qos, "slurm_constraint": self.constraint}
         return params | {k: v for k, v in optional.items() if v}
+
+
+class RunJob(submitit.helpers.Checkpointable):
+    """One run as a SLURM job: each of its tasks is one rank (``execute`` reads SLURM_PROCID).
+
+    On SIGUSR2 (time limit, preemption) the runner finishes its step, writes a
+    resumable checkpoint and hands the signal to submitit, which calls
+    :meth:`checkpoint` and requeues the job; the requeued job runs ``__call__`` again
+    and ``execute`` resumes from that checkpoint. A plain ``scontrol requeue`` (SIGTERM)
+    takes the same path without submitit."""
+
+    def __init__(self, cwd: str):
+        self.cwd = cwd
+
+    def __call__(self, overrides: list[str]) -> str:
+        os.chdir(self.cwd)  # relative paths (results_dir, data.root) mean what they meant at submission
+        run = execute(compose_config(overrides), progress=False)
+        if run.done and os.environ.get("SLURM_PROCID", "0") == "0":
+            print_table(run)
+        return str(run.path)
+
+    def checkpoint(self, overrides: list[str]) -> submitit.helpers.DelayedSubmission:
+        return submitit.helpers.DelayedSubmission(self, overrides)
 
 
 def records_path(results_dir: Path) -> Path:

@@ -39,7 +39,6 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-import submitit
 import yaml
 from hydra import compose, initialize_config_module
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -49,9 +48,9 @@ from omegaconf.errors import OmegaConfBaseException
 
 from analysis.compare import comparison
 from benchmark import launchers
-from benchmark.config import Config, validate
+from benchmark.config import compose_config, validate
 from benchmark.launchers import LaunchError, LocalSettings, Run, SlurmSettings
-from benchmark.run import EXIT_DIVERGED, execute, print_table
+from benchmark.run import EXIT_DIVERGED
 from benchmark.storage import RunDir
 from methods.base import METHODS
 
@@ -189,7 +188,7 @@ def expand(grid: Grid) -> list[tuple[dict[str, str], list[str]]]:
         axis_overrides = [f"{k}={v}" for k, v in point.items()]
         method = dict(_split(o) for o in [*grid.overrides, *axis_overrides, *grid.cli]).get("method")
         if method is None and grid.per_method:
-            method = _compose([*grid.overrides, *axis_overrides, *grid.cli]).method.name
+            method = compose_config([*grid.overrides, *axis_overrides, *grid.cli]).method.name
         per_method = grid.per_method.get(method, [])
         points.append(({k.lstrip("+~"): v for k, v in point.items()},
                        dedupe([*grid.overrides, *per_method, *axis_overrides, *grid.cli])))
@@ -202,11 +201,6 @@ def _split(override: str) -> tuple[str, str]:
 
 
 # ---------------------------------------------------------------- configs
-def _compose(overrides: list[str]) -> Config:
-    with initialize_config_module("benchmark.conf", version_base="1.3"):
-        return validate(compose("config", overrides=overrides))
-
-
 def compose_runs(points: list[tuple[dict[str, str], list[str]]]) -> list[Run]:
     """Compose and validate every point before anything runs; a failure names its key.
 
@@ -311,29 +305,6 @@ def counts(states: list[str]) -> str:
 
 
 # ---------------------------------------------------------------- SLURM jobs
-class RunJob(submitit.helpers.Checkpointable):
-    """One run as a SLURM job: each of its tasks is one rank (``execute`` reads SLURM_PROCID).
-
-    On SIGUSR2 (time limit, preemption) the runner finishes its step, writes a
-    resumable checkpoint and hands the signal to submitit, which calls
-    :meth:`checkpoint` and requeues the job; the requeued job runs ``__call__`` again
-    and ``execute`` resumes from that checkpoint. A plain ``scontrol requeue`` (SIGTERM)
-    takes the same path without submitit."""
-
-    def __init__(self, cwd: str):
-        self.cwd = cwd
-
-    def __call__(self, overrides: list[str]) -> str:
-        os.chdir(self.cwd)  # relative paths (results_dir, data.root) mean what they meant at submission
-        run = execute(_compose(overrides), progress=False)
-        if run.done and os.environ.get("SLURM_PROCID", "0") == "0":
-            print_table(run)
-        return str(run.path)
-
-    def checkpoint(self, overrides: list[str]) -> submitit.helpers.DelayedSubmission:
-        return submitit.helpers.DelayedSubmission(self, overrides)
-
-
 # ---------------------------------------------------------------- command line
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmark.sweep", description=__doc__.split("\n")[0],
@@ -381,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def submit(runs: list[Run], slurm: SlurmSettings) -> int:
-    job_ids = launchers.submit_slurm(runs, slurm, RunJob(os.getcwd()))
+    job_ids = launchers.submit_slurm(runs, slurm, launchers.RunJob(os.getcwd()))
     if job_ids:
         print(table(runs, {"job_id": [job_ids[r.dir.id] for r in runs]}))
         arrays = sorted({j.split("_")[0] for j in job_ids.values()})
@@ -411,8 +382,4 @@ def run_here(runs: list[Run], local: LocalSettings) -> int:
 
 
 if __name__ == "__main__":
-    # Run the module under its own name, not __main__, so that a pickled RunJob names a
-    # class that SLURM jobs can import (benchmark.sweep.RunJob).
-    from benchmark.sweep import main as _main
-
-    sys.exit(_main())
+    sys.exit(main())
