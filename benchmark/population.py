@@ -9,6 +9,12 @@ For speed, every inner parameter of every learner lives in one flat buffer ``W``
 - a meta-update, shift or reset is one operation on ``theta``;
 - a collective over the bodies is one all-gather of one flat buffer.
 
+Methods read and write ``phi`` and the bodies' rows ``theta`` (the pure maths of
+``methods/ops.py``) and otherwise use only the named operations below (``mean_theta``,
+``mean_grad``, ``reset``, ``average``, ``val_batch``, ``val_losses_and_grads``,
+``val_grad``, ``heads``, ``hold_bodies``): the layout of ``W``, ``G`` and ``M`` is the
+population's own.
+
 The inner step is exactly ``torch.optim.SGD`` (momentum, dampening 0, L2 weight
 decay, optional Nesterov); ``tests/methods/test_update_rules.py`` checks it bit for bit.
 """
@@ -69,8 +75,13 @@ class Population:
         nesterov: bool = False,
         collective: Collective | None = None,
         device: torch.device | str = "cpu",
+        val_batches: Callable[[int, int], tuple[torch.Tensor, torch.Tensor]] | None = None,
     ):
+        """``val_batches(i, step)``: learner i's validation batch at ``step``, for methods that
+        take validation gradients (None: the run has no validation split)."""
         self.inner_lr, self.momentum, self.weight_decay, self.nesterov = inner_lr, momentum, weight_decay, nesterov
+        self._val_batches = val_batches
+        self.step = 0  # the inner step being taken; the runner advances it
         self.collective = collective or Collective()
         T, P = len(num_classes), phi0.numel()
         out = body.out_features
@@ -147,15 +158,38 @@ class Population:
         body_m.copy_(mean[P:].expand_as(body_m))
         self.reset()
 
-    def val_grad(self, batches: Callable[[int], tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-        """mean_i grad_theta L_val(theta_i) over every task; ``batches(i)`` gives learner i's batch."""
+    def val_batch(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Learner i's validation batch at the current step."""
+        if self._val_batches is None:
+            raise RuntimeError("this run has no validation split (the method's needs_val is False)")
+        return self._val_batches(i, self.step)
+
+    def val_losses_and_grads(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each local learner's validation loss [T] and body gradient [T, P] at its current point."""
         self.G.zero_()
+        losses = []
         for i, learner in enumerate(self.learners):
-            x, y = batches(i)
-            F.cross_entropy(learner(x), y).backward()
-        g = self.collective.mean_rows(self.G[: self.theta.numel()].view_as(self.theta))
+            x, y = self.val_batch(i)
+            loss = F.cross_entropy(learner(x), y)
+            loss.backward()
+            losses.append(loss.detach())
+        grads = self.G[: self.theta.numel()].view_as(self.theta).clone()
         self.G.zero_()
-        return g
+        return torch.stack(losses), grads
+
+    def val_grad(self) -> torch.Tensor:
+        """mean_i grad_theta L_val(theta_i) over every task of the run."""
+        return self.collective.mean_rows(self.val_losses_and_grads()[1])
+
+    def heads(self) -> torch.Tensor:
+        """Every local head's parameters, flat (a view: heads follow the bodies in W)."""
+        return self.W[self.theta.numel() :]
+
+    def hold_bodies(self, at: torch.Tensor) -> None:
+        """theta_i <- ``at`` and the bodies' momentum <- 0: undoes an inner step's body move, so
+        only the heads learn (ANIL's frozen body)."""
+        self.theta.copy_(at.expand_as(self.theta))
+        self.M[: self.theta.numel()].zero_()
 
     # ---- checkpoints ---------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -124,8 +124,8 @@ def meta_train(
         body, phi0, [s.num_classes for s in specs], [generator(cfg.seed, s.name, "head") for s in specs],
         inner_lr=cfg.train.inner_lr, momentum=cfg.train.momentum, weight_decay=cfg.train.weight_decay,
         nesterov=cfg.train.nesterov, collective=collective, device=device,
+        val_batches=(lambda i, step: val_streams[i].batch(step)) if method.needs_val else None,
     )
-    pop.val_batches = lambda i: val_streams[i].batch(pop.step)  # for methods with needs_val
     method.setup(pop, steps)
     save_at = {steps} | {s for s in cfg.metatest.at_steps if s < steps}
     if cfg.checkpoint.phi_every:

@@ -86,10 +86,9 @@ class ANIL(GradMethod):
         self.frozen = pop.phi if self.cfg.shift else pop.phi.clone()
 
     def after_step(self, step, pop):
-        pop.theta.copy_(self.frozen.expand_as(pop.theta))  # undo the inner step's body move
-        pop.M[: pop.theta.numel()].zero_()
+        pop.hold_bodies(self.frozen)  # undo the inner step's body move
         if step % self.cfg.aggregate_every == 0:
-            pop.phi.grad = pop.val_grad(pop.val_batches)
+            pop.phi.grad = pop.val_grad()
             self.opt.step()
             if self.cfg.shift:
                 pop.theta.copy_(pop.phi.expand_as(pop.theta))

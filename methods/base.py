@@ -83,8 +83,8 @@ class Method:
         self.total_steps = steps
 
     def before_step(self, step: int, pop: "Population") -> None:
-        """Called after every learner's backward and before the inner step: ``pop.G`` holds
-        this step's training gradients (FOMAML++ steps phi with them). Most methods pass."""
+        """Called after every learner's backward and before the inner step: ``pop.mean_grad()`` is
+        the mean of this step's training gradients (FOMAML++ steps phi with it). Most methods pass."""
 
     def after_step(self, step: int, pop: "Population") -> None:
         raise NotImplementedError

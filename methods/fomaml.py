@@ -61,7 +61,7 @@ class FOMAMLConfig(GradConfig):
 class FOMAML(GradMethod):
     def after_step(self, step, pop):
         if step % self.cfg.aggregate_every == 0:
-            pop.phi.grad = pop.val_grad(pop.val_batches)
+            pop.phi.grad = pop.val_grad()
             self.opt.step()
         if step % self.cfg.reset_every == 0:
             pop.reset(hard=self.cfg.hard_reset)

@@ -173,7 +173,7 @@ class IMAML(GradMethod):
     def task_meta_grad(self, pop, i: int) -> torch.Tensor:
         """Learner i's implicit meta-gradient x_i, over the body."""
         learner = pop.learners[i]
-        x, y = pop.val_batches(i)
+        x, y = pop.val_batch(i)
         with batch_statistics_only(learner):
             loss_fn, theta = body_loss(learner, x, y)
             return implicit_grad(loss_fn, theta, reg_lambda=self.cfg.reg_lambda, cg_steps=self.cfg.cg_steps,

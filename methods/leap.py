@@ -81,7 +81,6 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from omegaconf import II
 
 from methods.base import GradConfig, GradMethod, register_method
@@ -147,29 +146,16 @@ class Leap(GradMethod):
         self.prev: Point | None = None  # the last point of every local trajectory
         # which learner each head entry of the flat buffer belongs to (heads follow the bodies in W)
         sizes = [sum(p.numel() for p in learner.head.parameters()) for learner in pop.learners]
-        self.head_owner = torch.repeat_interleave(torch.arange(len(sizes), device=pop.W.device),
-                                                  torch.tensor(sizes, device=pop.W.device))
-
-    def evaluate(self, pop) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every local learner's validation loss [T] and body gradient [T, P] at its current point."""
-        pop.G.zero_()
-        losses = []
-        for i, learner in enumerate(pop.learners):
-            x, y = pop.val_batches(i)
-            loss = F.cross_entropy(learner(x), y)
-            loss.backward()
-            losses.append(loss.detach())
-        grads = pop.G[: pop.theta.numel()].view_as(pop.theta).clone()
-        pop.G.zero_()
-        return torch.stack(losses), grads
+        self.head_owner = torch.repeat_interleave(torch.arange(len(sizes), device=pop.phi.device),
+                                                  torch.tensor(sizes, device=pop.phi.device))
 
     def point(self, pop, at_phi: bool = False) -> Point:
         """The current point of every local trajectory; ``at_phi``: with the bodies at phi."""
         saved = pop.theta.clone() if at_phi else None
         if at_phi:
             pop.theta.copy_(pop.phi.expand_as(pop.theta))
-        theta, heads = pop.theta.clone(), pop.W[pop.theta.numel() :].clone()
-        loss, grad = self.evaluate(pop) if self.cfg.loss_term else (None, None)
+        theta, heads = pop.theta.clone(), pop.heads().clone()
+        loss, grad = pop.val_losses_and_grads() if self.cfg.loss_term else (None, None)
         if at_phi:
             pop.theta.copy_(saved)
         return Point(theta, heads, loss, grad)
@@ -178,7 +164,7 @@ class Leap(GradMethod):
         if self.prev is None:  # the run's first trajectory starts at phi
             self.prev = self.point(pop, at_phi=True)
         prev, current = self.prev, self.point(pop)
-        head_sq = torch.zeros(len(pop), device=pop.W.device).index_add_(
+        head_sq = torch.zeros(len(pop), device=pop.phi.device).index_add_(
             0, self.head_owner, (current.heads - prev.heads).square())
         self.meta_grad += leap_increment(prev.theta, current.theta, prev.grad, prev.loss, current.loss,
                                          other_sq=head_sq, norm=self.cfg.norm, stabilizer=self.cfg.stabilizer)

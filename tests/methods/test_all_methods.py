@@ -91,3 +91,24 @@ def test_meta_lr_zero_leaves_phi_at_phi0(name, tmp_path):
     phi, cfg = final_phi(tmp_path, f"method={name}", "method.meta_lr=0", "method.reset_every=5",
                          "method.aggregate_every=1")
     assert torch.equal(phi, flat_params(initial_body(cfg, 1)))
+
+
+# phi_final after 20 toy steps at the SETTINGS above, (sum, L2 norm), recorded on 2026-12-01
+# before the Population API refactor (methods stopped indexing its flat buffers) and
+# unchanged by it bit for bit (SHA-256 of phi compared, all 10 methods). A change to any
+# method's numbers must update its pair here, on purpose.
+GOLDEN = {"ours": (153.943664, 13.858855), "reptile": (161.732717, 14.019591), "fomaml": (152.983418, 14.061493),
+          "fomaml_pp": (151.359332, 13.855424), "multitask": (160.477856, 14.045856),
+          "finetune": (128.79393, 15.804693), "scratch": (150.155134, 13.846821), "leap": (156.288428, 14.012532),
+          "imaml": (148.525936, 13.845829), "anil": (157.61852, 14.675367)}
+
+
+def test_every_method_has_a_golden_phi():
+    assert set(GOLDEN) == set(METHODS)
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_phi_after_20_steps_is_the_recorded_one(name, tmp_path):
+    cfg = make_config("suite=toy", f"method={name}", f"results_dir={tmp_path}", "train.steps=20", *SETTINGS[name])
+    phi = phi_vector(execute(cfg, progress=False), cfg).double()
+    torch.testing.assert_close((float(phi.sum()), float(phi.norm())), GOLDEN[name], rtol=1e-6, atol=1e-5)

@@ -27,8 +27,7 @@ def test_fomaml_by_hand():
     method = build("fomaml", meta_lr=0.5, reset_every=2, aggregate_every=1)
     pop = hand_population()
     grads = iter([torch.tensor([2.0, -2.0]), torch.tensor([0.0, 4.0]), torch.tensor([1.0, 1.0])])
-    pop.val_grad = lambda batches: next(grads)
-    pop.val_batches = None
+    pop.val_grad = lambda: next(grads)
     method.setup(pop, 3)
     trace = []
     for step in (1, 2, 3):
@@ -127,8 +126,7 @@ def test_fomaml_adam_meta_optimizer_by_hand():
     """Adam's first step is lr * sign(g) (bias-corrected m / sqrt(v))."""
     method = build("fomaml", meta_lr=0.1, reset_every=4, aggregate_every=1, meta_optimizer="adam")
     pop = hand_population()
-    pop.val_grad = lambda batches: torch.tensor([3.0, -0.5])
-    pop.val_batches = None
+    pop.val_grad = lambda: torch.tensor([3.0, -0.5])
     method.setup(pop, 1)
     method.after_step(1, pop)
     torch.testing.assert_close(pop.phi, torch.tensor([-0.1, 0.1]), atol=1e-6, rtol=0)
@@ -220,10 +218,10 @@ def test_fomaml_gradient_matches_learn2learn_first_order_maml():
     import learn2learn as l2l  # installed by scripts/install_learn2learn.sh; a missing install fails here
     torch.manual_seed(0)
     body = ConvNet(1, 4)
-    pop = Population(body, flat_params(body), [5], [generator("h")], inner_lr=0.1, momentum=0.0,
-                     weight_decay=0.0)
     support = (torch.randn(10, 1, 12, 12), torch.randint(0, 5, (10,)))
     query = (torch.randn(10, 1, 12, 12), torch.randint(0, 5, (10,)))
+    pop = Population(body, flat_params(body), [5], [generator("h")], inner_lr=0.1, momentum=0.0,
+                     weight_decay=0.0, val_batches=lambda i, step: query)
 
     model = copy.deepcopy(pop.learners[0])  # same body and head values, ordinary tensors
     for p in model.parameters():
@@ -237,6 +235,6 @@ def test_fomaml_gradient_matches_learn2learn_first_order_maml():
 
     F.cross_entropy(pop.learners[0](support[0]), support[1]).backward()
     pop.inner_step()
-    ours = pop.val_grad(lambda i: query)
+    ours = pop.val_grad()
     assert expected.abs().max() > 1e-3
     torch.testing.assert_close(ours, expected, atol=1e-6, rtol=0)

@@ -80,7 +80,7 @@ def test_leap_policy_by_hand():
         (torch.cat([LOSS[2:], flat]), torch.cat([GRAD[2:], other])),
         (torch.tensor([7.0, 7.0]), torch.zeros(2, 2)),
     ])
-    method.evaluate = lambda pop: next(points)
+    pop.val_losses_and_grads = lambda: next(points)
     method.setup(pop, 2)
     moves = [torch.tensor([[4.0, 0.0], [0.0, -3.0]]), torch.tensor([[0.0, 5.0], [0.0, 0.0]])]
     pop.theta += moves[0]
@@ -145,9 +145,9 @@ def test_imaml_task_meta_grad_is_the_dense_solve_on_a_learner():
     on the learner's validation batch and the head held fixed, BatchNorm statistics untouched."""
     torch.manual_seed(0)
     body = SmallBody()
-    pop = Population(body, flat_params(body), [3], [generator("h")], inner_lr=0.1, momentum=0.9, weight_decay=0.01)
     x, y = torch.randn(16, 1, 8, 8), torch.arange(16) % 3
-    pop.val_batches = lambda i: (x, y)
+    pop = Population(body, flat_params(body), [3], [generator("h")], inner_lr=0.1, momentum=0.9, weight_decay=0.01,
+                     val_batches=lambda i, step: (x, y))
     lam = 2.0  # I + H / lambda is positive definite for this net, so CG converges to the solve
     method = build("imaml", reg_lambda=lam, cg_steps=100, aggregate_every=100)
     learner = pop.learners[0]
@@ -170,14 +170,14 @@ def toy_population():
     body = ConvNet(1, 4)
     names = ["toy_a", "toy_b"]
     specs = [TASKS.get(n) for n in names]
-    pop = Population(body, flat_params(body), [s.num_classes for s in specs],
-                     [generator(0, n, "head") for n in names], inner_lr=0.05, momentum=0.9, weight_decay=5e-4)
     streams, val_streams = [], []
     for s in specs:
         train, val = split_train_val(make_toy(s.name, s.num_classes), 0.25, 0, s.name)
         streams.append(TaskStream(train.train_x, train.train_y, s, 8, (0, s.name, "train"), "cpu"))
         val_streams.append(TaskStream(val.train_x, val.train_y, s, 8, (0, s.name, "val"), "cpu"))
-    pop.val_batches = lambda i: val_streams[i].batch(pop.step)
+    pop = Population(body, flat_params(body), [s.num_classes for s in specs],
+                     [generator(0, n, "head") for n in names], inner_lr=0.05, momentum=0.9, weight_decay=5e-4,
+                     val_batches=lambda i, step: val_streams[i].batch(step))
     return pop, streams
 
 
