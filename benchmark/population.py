@@ -11,8 +11,8 @@ For speed, every inner parameter of every learner lives in one flat buffer ``W``
 
 Methods read and write ``phi`` and the bodies' rows ``theta`` (the pure maths of
 ``methods/ops.py``) and otherwise use only the named operations below (``mean_theta``,
-``mean_grad``, ``reset``, ``average``, ``val_batch``, ``val_losses_and_grads``,
-``val_grad``, ``heads``, ``hold_bodies``): the layout of ``W``, ``G`` and ``M`` is the
+``mean_grad``, ``body_grads``, ``train_losses``, ``reset``, ``average``, ``val_batch``,
+``val_losses_and_grads``, ``val_grad``, ``heads``, ``hold_bodies``): the layout of ``W``, ``G`` and ``M`` is the
 population's own.
 
 The inner step is exactly ``torch.optim.SGD`` (momentum, dampening 0, L2 weight
@@ -82,6 +82,7 @@ class Population:
         self.inner_lr, self.momentum, self.weight_decay, self.nesterov = inner_lr, momentum, weight_decay, nesterov
         self._val_batches = val_batches
         self.step = 0  # the inner step being taken; the runner advances it
+        self.train_losses = torch.zeros(len(num_classes), device=device)  # this step's, written by the runner
         self.collective = collective or Collective()
         T, P = len(num_classes), phi0.numel()
         out = body.out_features
@@ -127,10 +128,15 @@ class Population:
         """mean_i theta_i over every task of the run, whichever process holds it."""
         return self.collective.mean_rows(self.theta)
 
+    def body_grads(self) -> torch.Tensor:
+        """Each local learner's body gradient [T, P] of this step's training loss, at its pre-step
+        point (a view of G: valid between the learners' backward and the inner step)."""
+        return self.G[: self.theta.numel()].view_as(self.theta)
+
     def mean_grad(self) -> torch.Tensor:
         """mean_i of the body gradients in G (this step's training gradients, before the inner
         step adds weight decay), over every task of the run."""
-        return self.collective.mean_rows(self.G[: self.theta.numel()].view_as(self.theta))
+        return self.collective.mean_rows(self.body_grads())
 
     def reset(self, hard: bool = False) -> None:
         """theta_i <- phi (the authors' default, soft reset: heads, BatchNorm statistics and

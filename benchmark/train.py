@@ -135,7 +135,7 @@ def meta_train(
     # once per log interval; and the first step at which each learner's loss was not
     # finite (0: none yet), one flag read per step.
     stats = torch.zeros(len(specs), 2, device=device)
-    losses = torch.zeros(len(specs), device=device)
+    losses = pop.train_losses  # the policy may read this step's losses (Leap does)
     first_bad = torch.zeros(len(specs), dtype=torch.long, device=device)
     last_log, wall_before = 0, 0.0
     if resume_step:

@@ -53,17 +53,26 @@ class MetaConfig(MethodConfig):
 
 
 @dataclass
-class GradConfig(MetaConfig):
-    """Methods that step phi with a meta-optimizer, from gradients on validation batches
-    drawn from a fixed split of each source's training set."""
+class MetaOptConfig(MetaConfig):
+    """Methods that step phi with a meta-optimizer (SGD, as the authors, or Adam)."""
 
     meta_optimizer: str = "sgd"  # sgd | adam
-    val_fraction: float = 0.25  # the authors' 75/25 split
 
     def __post_init__(self) -> None:
         super().__post_init__()
         require(self.meta_optimizer in ("sgd", "adam"), "method.meta_optimizer",
                 f"must be one of sgd, adam, got {self.meta_optimizer!r}")
+
+
+@dataclass
+class GradConfig(MetaOptConfig):
+    """... from gradients on validation batches drawn from a fixed split of each source's
+    training set."""
+
+    val_fraction: float = 0.25  # the authors' 75/25 split
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         require(0 < self.val_fraction < 1, "method.val_fraction", f"must be in (0, 1), got {self.val_fraction}")
 
 
@@ -105,7 +114,8 @@ class Method:
 
 
 class GradMethod(Method):
-    """A method with a meta-optimizer over phi (``GradConfig``); its state is checkpointed."""
+    """A method with a meta-optimizer over phi (``MetaOptConfig``); its state is checkpointed.
+    It takes validation batches unless it sets ``needs_val`` False."""
 
     needs_val = True
 

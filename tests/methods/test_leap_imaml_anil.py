@@ -64,50 +64,112 @@ def test_leap_increment_by_hand():
     assert torch.equal(zero, torch.zeros(1, 2))
 
 
+def run_leap_by_hand(method, steps):
+    """Drive the policy as the runner does: this step's losses and body gradients are written
+    before ``before_step``, then the bodies move (instead of an inner step) and ``after_step``."""
+    pop = hand_population()
+    method.setup(pop, len(steps))
+    for k, (losses, grads, moves) in enumerate(steps, start=1):
+        pop.train_losses.copy_(torch.tensor(losses))
+        pop.body_grads().copy_(torch.tensor(grads))
+        method.before_step(k, pop)
+        pop.theta += torch.tensor(moves)
+        method.after_step(k, pop)
+    return pop
+
+
 def test_leap_policy_by_hand():
-    """Two tasks, K = 2, beta = 0.5. Task 0 walks the trajectory above; task 1 moves (0, -3)
-    with a flat loss of 1 (increment -(0, -3)/3 = (0, 1)) and then stands still (nothing).
-    The meta-gradient is the mean over tasks of the summed increments:
-        ((-1.4 + 0) / 2, (-1.2 + 7/13 + 1) / 2) = (-0.7, 0.1692308)
-    so phi = 0 - 0.5 * that = (0.35, -0.0846154), and the learners are reset to it."""
-    method = build("leap", meta_lr=0.5, reset_every=2, aggregate_every=2)
-    assert method.needs_val
-    pop = hand_population()
-    flat, other = torch.ones(1), torch.tensor([[5.0, 5.0]])
-    points = iter([  # (losses, grads) at: phi (the run's start), step 1, step 2, phi after the reset
-        (torch.cat([LOSS[:1], flat]), torch.cat([GRAD[:1], other])),
-        (torch.cat([LOSS[1:2], flat]), torch.cat([GRAD[1:2], other])),
-        (torch.cat([LOSS[2:], flat]), torch.cat([GRAD[2:], other])),
-        (torch.tensor([7.0, 7.0]), torch.zeros(2, 2)),
-    ])
-    pop.val_losses_and_grads = lambda: next(points)
-    method.setup(pop, 2)
-    moves = [torch.tensor([[4.0, 0.0], [0.0, -3.0]]), torch.tensor([[0.0, 5.0], [0.0, 0.0]])]
-    pop.theta += moves[0]
-    method.after_step(1, pop)
-    assert torch.equal(pop.phi, torch.zeros(2)), "no meta-update before aggregate_every"
-    pop.theta += moves[1]
-    method.after_step(2, pop)
-    close(pop.phi, [0.35, -0.5 * (-0.2 + 7 / 13) / 2])
-    assert torch.equal(pop.theta, pop.phi.expand(2, 2))
-    assert torch.equal(method.meta_grad, torch.zeros(2, 2))
-    start = method.prev  # the next trajectory starts at phi, scored after the reset
-    assert torch.equal(start.theta, pop.phi.expand(2, 2)) and start.loss.tolist() == [7.0, 7.0]
-
-
-def test_leap_without_loss_term_needs_no_validation_data():
-    """Path length in parameter space only: task 0 gives (-1, 0) + (0, -1), task 1 (0, 1)
-    (its second, zero-length segment nothing); mean (-0.5, 0); phi = -0.5 * mean = (0.25, 0)."""
-    method = build("leap", meta_lr=0.5, reset_every=2, aggregate_every=2, loss_term=False)
+    """The authors' pairing, two tasks, K = 3, beta = 0.5. Task 0: (L_k, g_k) taken before step k,
+    theta^k after it: (3, (-1, -2)), theta^1 = (4, 0); (0, (0, 1)), theta^2 = (4, 5); (12, (0, 0)),
+    theta^3 = (5, 5). Step 1 only records. Step 2: d_theta (0, 5), d_loss 0 - 3 = -3, g_1:
+    -((0, 5) - 3 (-1, -2)) / sqrt(25 + 9) = -(3, 11) / sqrt(34). Step 3: d_theta (1, 0), d_loss
+    +12, stabilized -12, g_2: -((1, 0) - 12 (0, 1)) / sqrt(1 + 144) = (-1, 12) / sqrt(145).
+    Task 1, flat loss 1: moves (0, -3), (0, 4), none: step 2 gives -(0, 4) / 4 = (0, -1), step
+    3 a zero-length segment, nothing. phi = -0.5 * mean over tasks; then the reset."""
+    method = build("leap", meta_lr=0.5, reset_every=3, aggregate_every=3)
     assert not method.needs_val
-    pop = hand_population()
-    method.evaluate = None  # must not be called
-    method.setup(pop, 2)
-    pop.theta += torch.tensor([[4.0, 0.0], [0.0, -3.0]])
-    method.after_step(1, pop)
-    pop.theta += torch.tensor([[0.0, 5.0], [0.0, 0.0]])
-    method.after_step(2, pop)
-    close(pop.phi, [0.25, 0.0])
+    pop = run_leap_by_hand(method, [
+        ([3.0, 1.0], [[-1.0, -2.0], [5.0, 5.0]], [[4.0, 0.0], [0.0, -3.0]]),
+        ([0.0, 1.0], [[0.0, 1.0], [5.0, 5.0]], [[0.0, 5.0], [0.0, 4.0]]),
+        ([12.0, 1.0], [[0.0, 0.0], [5.0, 5.0]], [[1.0, 0.0], [0.0, 0.0]]),
+    ])
+    task0 = -torch.tensor([3.0, 11.0]) / 34 ** 0.5 + torch.tensor([-1.0, 12.0]) / 145 ** 0.5
+    expected = -0.5 * (task0 + torch.tensor([0.0, -1.0])) / 2
+    torch.testing.assert_close(pop.phi, expected, atol=1e-6, rtol=0)
+    assert torch.equal(pop.theta, pop.phi.expand(2, 2))
+    assert torch.equal(method.meta_grad, torch.zeros(2, 2)) and method.prev is None
+
+
+def test_leap_without_loss_term_is_the_path_length():
+    """K = 2: step 1 records, step 2 adds -d_theta / ||d_theta||: task 0 -(0, 5)/5 = (0, -1),
+    task 1 nothing (it stands still); mean (0, -0.5); phi = -0.5 * mean = (0, 0.25)."""
+    method = build("leap", meta_lr=0.5, reset_every=2, aggregate_every=2, loss_term=False)
+    pop = run_leap_by_hand(method, [([9.0, 9.0], [[9.0, 9.0], [9.0, 9.0]], [[4.0, 0.0], [0.0, -3.0]]),
+                                    ([9.0, 9.0], [[9.0, 9.0], [9.0, 9.0]], [[0.0, 5.0], [0.0, 0.0]])])
+    close(pop.phi, [0.0, 0.25])
+
+
+def authors_leap_phi(steps: int, beta: float, K: int) -> torch.Tensor:
+    """A port of meta_train_leap.py's train_step (lines 55-72) and loop (174-194) with the
+    authors' Updater (leap.py lines 62-133) restated: one model and torch.optim.SGD per task."""
+    import copy
+
+    from torch import nn
+
+    torch.manual_seed(0)
+    body = ConvNet(1, 4)
+    base = [p.detach().clone() for p in body.parameters()]
+    meta_grad = [torch.zeros_like(p) for p in base]
+    models, opts, streams, prev = [], [], [], [None, None]
+    for name in ["toy_a", "toy_b"]:
+        spec = TASKS.get(name)
+        head = nn.Linear(body.out_features, spec.num_classes)
+        from benchmark.population import init_head
+
+        init_head(head, generator(0, name, "head"))
+        models.append(torch.nn.Sequential(copy.deepcopy(body), head))
+        opts.append(torch.optim.SGD(models[-1].parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4))
+        d = make_toy(name, spec.num_classes)
+        streams.append(TaskStream(d.train_x, d.train_y, spec, 8, (0, name, "train"), "cpu"))
+    for i in range(1, steps + 1):
+        for t, (model, opt, stream) in enumerate(zip(models, opts, streams)):
+            x, y = stream.batch(i)
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            curr = ([p.detach().clone() for p in model.parameters()], [p.grad.clone() for p in model.parameters()],
+                    loss.detach().clone())
+            if prev[t] is not None:  # Updater.increment_grad
+                (pp, pg, pl), (cp, _, cl) = prev[t], curr
+                d_loss = cl - pl
+                if d_loss > 0:
+                    d_loss = -d_loss
+                norm = (d_loss * d_loss + sum(((c - p) ** 2).sum() for c, p in zip(cp, pp))).sqrt()
+                n_body = len(base)
+                for j in range(n_body):
+                    meta_grad[j] += (pp[j] - cp[j] - d_loss * pg[j]) / norm / 2  # share_grads: the mean
+            prev[t] = curr
+        if i % K == 0:
+            for b, g in zip(base, meta_grad):
+                b -= beta * g
+                g.zero_()
+            for model in models:
+                with torch.no_grad():
+                    for p, b in zip(model[0].parameters(), base):
+                        p.copy_(b)
+            prev = [None, None]
+    return torch.cat([b.reshape(-1) for b in base])
+
+
+def test_leap_matches_a_port_of_the_authors_script():
+    from test_update_rules import population_phi
+
+    ours = population_phi("leap", 9, meta_lr=0.3, reset_every=4, aggregate_every=4)
+    ref = authors_leap_phi(9, beta=0.3, K=4)
+    torch.manual_seed(0)
+    assert not torch.allclose(ref, flat_params(ConvNet(1, 4)), atol=1e-4), "phi must have moved"
+    torch.testing.assert_close(ours, ref, atol=1e-6, rtol=0)
 
 
 # ---- iMAML --------------------------------------------------------------------------

@@ -189,9 +189,11 @@ def population_phi(name: str, steps: int, **cfg) -> torch.Tensor:
     method = entry.build(entry.config(**cfg))
     method.setup(pop, steps)
     for step in range(1, steps + 1):
-        for learner, s in zip(pop.learners, streams):
+        for i, (learner, s) in enumerate(zip(pop.learners, streams)):
             x, y = s.batch(step)
-            F.cross_entropy(learner(x), y).backward()
+            loss = F.cross_entropy(learner(x), y)
+            loss.backward()
+            pop.train_losses[i] = loss.detach()  # as the runner does
         method.before_step(step, pop)
         pop.inner_step()
         method.after_step(step, pop)
