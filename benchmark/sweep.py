@@ -1,18 +1,7 @@
 """``python -m benchmark.sweep <grid> [launcher=local|slurm] [--status] [overrides...]``: run a grid.
 
-A grid is a YAML in ``benchmark/conf/grid/`` (give its name), any YAML (give its path),
-or ``-`` (axes from the command line only)::
-
-    axes:                 # the runs are the cartesian product of these
-      method: [ours, reptile]
-      seed: [0, 1, 2]
-    overrides: []         # applied to every run
-    per_method:           # applied to the runs of one method
-      reptile: ["method.reset_every=100"]
-    slurm: {partition: debug, time_min: 60}   # see launchers.SlurmSettings
-    local: {jobs: 0}                          # see launchers.LocalSettings
-
-On the command line, ``key=a,b,c`` (or any Hydra sweep: ``range(0,5)``, ``choice(...)``)
+A grid (see ``benchmark/grid.py``) is a YAML in ``benchmark/conf/grid/`` (give its name),
+any YAML (give its path), or ``-`` (axes from the command line only). On the command line, ``key=a,b,c`` (or any Hydra sweep: ``range(0,5)``, ``choice(...)``)
 is an axis and ``key=value`` an override for every run; either replaces the grid's axis
 of the same key. ``slurm.<key>=`` and ``local.<key>=`` set the launchers.
 
@@ -31,199 +20,20 @@ what is missing or failed, and an interrupted run resumes from its last checkpoi
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import itertools
 import os
-import re
+import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
-import yaml
-from hydra import compose, initialize_config_module
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import HydraException
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
-from analysis.compare import comparison
 from benchmark import launchers
-from benchmark.config import compose_config, validate
+from benchmark.grid import GridError, compose_runs, expand, grid_names, load_grid
 from benchmark.launchers import LaunchError, LocalSettings, Run, SlurmSettings
 from benchmark.run import EXIT_DIVERGED
 from benchmark.storage import RunDir
-from methods.base import METHODS
 
-GRID_DIR = Path(__file__).resolve().parent / "conf" / "grid"
-GRID_KEYS = ("axes", "overrides", "per_method", "slurm", "local")
 LAUNCH = ("missing", "failed", "resumable")  # the states a sweep (re)starts; each resumes if it can
-PLAIN = re.compile(r"[\w.:/+-]+")  # values that need no quotes in a Hydra override
-
-
-class SweepError(ValueError):
-    """A bad grid or override: nothing was run or submitted."""
-
-
-@dataclasses.dataclass
-class Grid:
-    """A grid YAML merged with the command line: what :func:`expand` turns into runs."""
-
-    axes: dict[str, list[str]]  # key -> values, each as Hydra override text
-    overrides: list[str]  # for every run, applied first
-    per_method: dict[str, list[str]]
-    slurm: SlurmSettings
-    local: LocalSettings
-    cli: list[str] = dataclasses.field(default_factory=list)  # command-line overrides, applied last
-
-
-# ---------------------------------------------------------------- grids
-def override_text(value) -> str:
-    """A YAML value as Hydra override syntax: ``[a,b]``, ``null``, ``'a b'``..."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if value is None:
-        return "null"
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(override_text(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{k}:{override_text(v)}" for k, v in value.items()) + "}"
-    text = str(value)
-    return text if PLAIN.fullmatch(text) else "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def grid_names() -> list[str]:
-    return sorted(p.stem for p in GRID_DIR.glob("*.yaml"))
-
-
-def read_grid(spec: str) -> dict:
-    """The grid's YAML as a dict: ``-`` (empty), a name in conf/grid/, or a path."""
-    if spec == "-":
-        return {}
-    path = Path(spec) if spec.endswith((".yaml", ".yml")) or os.sep in spec else GRID_DIR / f"{spec}.yaml"
-    if not path.exists():
-        raise SweepError(f"grid {spec!r}: no such file {path}; grids: {', '.join(grid_names())}, or a path, or -")
-    data = yaml.safe_load(path.read_text()) or {}
-    unknown = sorted(set(data) - set(GRID_KEYS))
-    if unknown:
-        raise SweepError(f"grid {spec!r}: unknown key {unknown[0]!r}; valid: {', '.join(GRID_KEYS)}")
-    return data
-
-
-def settings(cls, block: dict | None, overrides: dict[str, str], prefix: str):
-    """A launcher's settings: the grid's block, then the command line; a wrong key is named."""
-    fields = {f.name for f in dataclasses.fields(cls)}
-    merged = {**(block or {}), **{k: yaml.safe_load(v) for k, v in overrides.items()}}
-    for key in merged:
-        if key not in fields:
-            raise SweepError(f"{prefix}.{key}: unknown key; valid: {', '.join(sorted(fields))}")
-    try:
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), merged))
-    except OmegaConfBaseException as e:
-        raise SweepError(f"{prefix}.{getattr(e, 'full_key', '')}: {str(e).splitlines()[0]}") from None
-    except ValueError as e:
-        raise SweepError(str(e).splitlines()[0]) from None
-
-
-def load_grid(spec: str, cli: list[str]) -> Grid:
-    """The grid ``spec`` with the command line's axes, overrides and launcher settings."""
-    data = read_grid(spec)
-    axes = {}
-    for key, values in (data.get("axes") or {}).items():
-        if not isinstance(values, list) or not values:
-            raise SweepError(f"axes.{key}: must be a non-empty list, got {values!r}")
-        axes[key] = [override_text(v) for v in values]
-    per_method = {m: list(ovs) for m, ovs in (data.get("per_method") or {}).items()}
-    for name in per_method:
-        if name not in METHODS:
-            raise SweepError(f"per_method.{name}: unknown method; valid: {', '.join(METHODS.names())}")
-    fixed = list(data.get("overrides") or [])
-    for text in [*fixed, *(o for ovs in per_method.values() for o in ovs)]:
-        if _parse(text).is_sweep_override():
-            raise SweepError(f"{text!r}: a sweep in fixed overrides; make it an axis")
-
-    launcher_args, rest = {"slurm": {}, "local": {}}, []
-    for text in cli:
-        head, _, value = text.partition("=")
-        prefix, _, key = head.partition(".")
-        if prefix in launcher_args and key:
-            launcher_args[prefix][key] = value
-            continue
-        override = _parse(text)
-        for key in [k for k in axes if k.lstrip("+~") == _key(override)]:
-            del axes[key]  # the command line wins over the grid's axis
-        if override.is_sweep_override():
-            rest = [r for r in rest if _key(_parse(r)) != _key(override)]  # ... and over an earlier value
-            axes[override.get_key_element()] = list(override.sweep_string_iterator())
-        else:
-            rest.append(text)
-    return Grid(axes, fixed, per_method, settings(SlurmSettings, data.get("slurm"), launcher_args["slurm"], "slurm"),
-                settings(LocalSettings, data.get("local"), launcher_args["local"], "local"), rest)
-
-
-def _parse(text: str):
-    try:
-        return OverridesParser.create().parse_override(text)
-    except HydraException as e:
-        raise SweepError(f"{text!r}: {str(e).splitlines()[0]}") from None
-
-
-def _key(override) -> str:
-    return override.get_key_element().lstrip("+~")
-
-
-def dedupe(overrides: list[str]) -> list[str]:
-    """One override per key, the last one given, in first-given order."""
-    last = {_key(_parse(o)): o for o in overrides}
-    return list(last.values())
-
-
-def expand(grid: Grid) -> list[tuple[dict[str, str], list[str]]]:
-    """Every point of the grid: (its axis values, its overrides).
-
-    Order, later winning: the grid's overrides, its per-method ones, the point's axis
-    values, the command line's overrides."""
-    points = []
-    for values in itertools.product(*grid.axes.values()):
-        point = dict(zip(grid.axes, values))
-        axis_overrides = [f"{k}={v}" for k, v in point.items()]
-        method = dict(_split(o) for o in [*grid.overrides, *axis_overrides, *grid.cli]).get("method")
-        if method is None and grid.per_method:
-            method = compose_config([*grid.overrides, *axis_overrides, *grid.cli]).method.name
-        per_method = grid.per_method.get(method, [])
-        points.append(({k.lstrip("+~"): v for k, v in point.items()},
-                       dedupe([*grid.overrides, *per_method, *axis_overrides, *grid.cli])))
-    return points
-
-
-def _split(override: str) -> tuple[str, str]:
-    key, _, value = override.partition("=")
-    return key.lstrip("+~"), value
-
-
-# ---------------------------------------------------------------- configs
-def compose_runs(points: list[tuple[dict[str, str], list[str]]]) -> list[Run]:
-    """Compose and validate every point before anything runs; a failure names its key.
-
-    Points that name the same run folder (they differ only in keys that do not change
-    results, e.g. runner.threads) are one run."""
-    runs, errors, seen = [], {}, set()
-    with initialize_config_module("benchmark.conf", version_base="1.3"):
-        for axes, overrides in points:
-            try:
-                cfg = validate(compose("config", overrides=overrides))
-            except (HydraException, OmegaConfBaseException, ValueError) as e:
-                message = str(e).split("\nConfig search path")[0].strip()
-                errors.setdefault(message, []).append(" ".join(f"{k}={v}" for k, v in axes.items()))
-                continue
-            run = RunDir(OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True))
-            if run.id not in seen:
-                seen.add(run.id)
-                runs.append(Run(overrides, axes, run))
-    if errors:
-        text = "\n".join(f"{msg}\n  (in {len(pts)} of {len(points)} runs, e.g. {pts[0] or 'the only run'})"
-                         for msg, pts in errors.items())
-        raise SweepError(f"invalid runs, nothing was started:\n{text}")
-    return runs
 
 
 # ---------------------------------------------------------------- states
@@ -328,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         grid = load_grid(args.grid, args.overrides)
         runs = compose_runs(expand(grid))
-    except SweepError as e:
+    except GridError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.status:
@@ -344,7 +154,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.launcher == "slurm":
             return submit(todo, grid.slurm)
         code = run_here(todo, grid.local)
-        print("\n" + comparison(runs[0].results_dir, [r.dir.path for r in runs]))
+        print()
+        sys.stdout.flush()
+        subprocess.run([sys.executable, "-m", "analysis.compare", str(runs[0].results_dir.resolve()),
+                        *(str(r.dir.path.resolve()) for r in runs)], cwd=launchers.ROOT, check=False)
         return code
     except LaunchError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -10,7 +10,8 @@ import torch
 import yaml
 
 from benchmark import launchers
-from benchmark.sweep import compose_runs, expand, load_grid, main, state
+from benchmark.grid import compose_runs, expand, load_grid
+from benchmark.sweep import main, state
 from helpers import ROOT
 from methods import METHODS
 
@@ -228,3 +229,22 @@ def test_twelve_concurrent_runs_leave_twelve_intact_folders(tmp_path, capsys):
         assert all(json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines())
         assert yaml.safe_load((folder / "config.yaml").read_text())["seed"] in range(12)
     assert len({json.loads((f / "summary.json").read_text())["seed"] for f in folders}) == 12
+
+
+def test_the_grid_module_composes_the_runs_a_hand_composition_gives():
+    """core and paper: every point is the grid's overrides, then its method's, then its axis
+    values, composed once each; the same runs, in the same order, as composing those by hand."""
+    from benchmark.config import compose_config
+    from benchmark.storage import RunDir as Folder
+    from omegaconf import OmegaConf
+
+    for name in ("core", "paper"):
+        grid = yaml.safe_load((ROOT / "benchmark" / "conf" / "grid" / f"{name}.yaml").read_text())
+        want = []
+        for method in grid["axes"]["method"]:
+            for seed in grid["axes"]["seed"]:
+                overrides = [*grid.get("overrides", []), *(grid.get("per_method") or {}).get(method, []),
+                             f"method={method}", f"seed={seed}"]
+                cfg = compose_config(overrides)
+                want.append(Folder(OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)).id)
+        assert [r.dir.id for r in compose_runs(points(name))] == want, name

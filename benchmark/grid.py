@@ -1,0 +1,217 @@
+"""Grids: a YAML of axes, overrides and launcher settings, expanded into validated runs.
+
+A grid is a YAML in ``benchmark/conf/grid/`` (give its name), any YAML (give its path),
+or ``-`` (axes from the command line only)::
+
+    axes:                 # the runs are the cartesian product of these
+      method: [ours, reptile]
+      seed: [0, 1, 2]
+    overrides: []         # applied to every run
+    per_method:           # applied to the runs of one method
+      reptile: ["method.reset_every=100"]
+    slurm: {partition: debug, time_min: 60}   # see launchers.SlurmSettings
+    local: {jobs: 0}                          # see launchers.LocalSettings
+
+On the command line, ``key=a,b,c`` (or any Hydra sweep: ``range(0,5)``, ``choice(...)``)
+is an axis and ``key=value`` an override for every run; either replaces the grid's axis
+of the same key. ``slurm.<key>=`` and ``local.<key>=`` set the launchers.
+
+:func:`load_grid` reads a grid and the command line, :func:`expand` lists its points
+(axis values and overrides, as text) and :func:`compose_runs` composes and validates each
+point once into a :class:`launchers.Run`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import itertools
+import os
+import re
+from pathlib import Path
+
+import yaml
+from hydra import compose, initialize_config_module
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from benchmark.config import compose_config, validate
+from benchmark.launchers import LocalSettings, Run, SlurmSettings
+from benchmark.storage import RunDir
+from methods.base import METHODS
+
+GRID_DIR = Path(__file__).resolve().parent / "conf" / "grid"
+GRID_KEYS = ("axes", "overrides", "per_method", "slurm", "local")
+PLAIN = re.compile(r"[\w.:/+-]+")  # values that need no quotes in a Hydra override
+
+
+class GridError(ValueError):
+    """A bad grid or override: nothing was run or submitted."""
+
+
+@dataclasses.dataclass
+class Grid:
+    """A grid YAML merged with the command line: what :func:`expand` turns into runs."""
+
+    axes: dict[str, list[str]]  # key -> values, each as Hydra override text
+    overrides: list[str]  # for every run, applied first
+    per_method: dict[str, list[str]]
+    slurm: SlurmSettings
+    local: LocalSettings
+    cli: list[str] = dataclasses.field(default_factory=list)  # command-line overrides, applied last
+
+
+def override_text(value) -> str:
+    """A YAML value as Hydra override syntax: ``[a,b]``, ``null``, ``'a b'``..."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return "null"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(override_text(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{override_text(v)}" for k, v in value.items()) + "}"
+    text = str(value)
+    return text if PLAIN.fullmatch(text) else "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def grid_names() -> list[str]:
+    return sorted(p.stem for p in GRID_DIR.glob("*.yaml"))
+
+
+def read_grid(spec: str) -> dict:
+    """The grid's YAML as a dict: ``-`` (empty), a name in conf/grid/, or a path."""
+    if spec == "-":
+        return {}
+    path = Path(spec) if spec.endswith((".yaml", ".yml")) or os.sep in spec else GRID_DIR / f"{spec}.yaml"
+    if not path.exists():
+        raise GridError(f"grid {spec!r}: no such file {path}; grids: {', '.join(grid_names())}, or a path, or -")
+    data = yaml.safe_load(path.read_text()) or {}
+    unknown = sorted(set(data) - set(GRID_KEYS))
+    if unknown:
+        raise GridError(f"grid {spec!r}: unknown key {unknown[0]!r}; valid: {', '.join(GRID_KEYS)}")
+    return data
+
+
+def settings(cls, block: dict | None, overrides: dict[str, str], prefix: str):
+    """A launcher's settings: the grid's block, then the command line; a wrong key is named."""
+    fields = {f.name for f in dataclasses.fields(cls)}
+    merged = {**(block or {}), **{k: yaml.safe_load(v) for k, v in overrides.items()}}
+    for key in merged:
+        if key not in fields:
+            raise GridError(f"{prefix}.{key}: unknown key; valid: {', '.join(sorted(fields))}")
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), merged))
+    except OmegaConfBaseException as e:
+        raise GridError(f"{prefix}.{getattr(e, 'full_key', '')}: {str(e).splitlines()[0]}") from None
+    except ValueError as e:
+        raise GridError(str(e).splitlines()[0]) from None
+
+
+def load_grid(spec: str, cli: list[str]) -> Grid:
+    """The grid ``spec`` with the command line's axes, overrides and launcher settings."""
+    data = read_grid(spec)
+    axes = {}
+    for key, values in (data.get("axes") or {}).items():
+        if not isinstance(values, list) or not values:
+            raise GridError(f"axes.{key}: must be a non-empty list, got {values!r}")
+        axes[key] = [override_text(v) for v in values]
+    per_method = {m: list(ovs) for m, ovs in (data.get("per_method") or {}).items()}
+    for name in per_method:
+        if name not in METHODS:
+            raise GridError(f"per_method.{name}: unknown method; valid: {', '.join(METHODS.names())}")
+    fixed = list(data.get("overrides") or [])
+    for text in [*fixed, *(o for ovs in per_method.values() for o in ovs)]:
+        if _parse(text).is_sweep_override():
+            raise GridError(f"{text!r}: a sweep in fixed overrides; make it an axis")
+
+    launcher_args, rest = {"slurm": {}, "local": {}}, []
+    for text in cli:
+        head, _, value = text.partition("=")
+        prefix, _, key = head.partition(".")
+        if prefix in launcher_args and key:
+            launcher_args[prefix][key] = value
+            continue
+        override = _parse(text)
+        for key in [k for k in axes if k.lstrip("+~") == _key(override)]:
+            del axes[key]  # the command line wins over the grid's axis
+        if override.is_sweep_override():
+            rest = [r for r in rest if _key(_parse(r)) != _key(override)]  # ... and over an earlier value
+            axes[override.get_key_element()] = list(override.sweep_string_iterator())
+        else:
+            rest.append(text)
+    return Grid(axes, fixed, per_method, settings(SlurmSettings, data.get("slurm"), launcher_args["slurm"], "slurm"),
+                settings(LocalSettings, data.get("local"), launcher_args["local"], "local"), rest)
+
+
+def _parse(text: str):
+    try:
+        return OverridesParser.create().parse_override(text)
+    except HydraException as e:
+        raise GridError(f"{text!r}: {str(e).splitlines()[0]}") from None
+
+
+def _key(override) -> str:
+    return override.get_key_element().lstrip("+~")
+
+
+def dedupe(overrides: list[str]) -> list[str]:
+    """One override per key, the last one given, in first-given order."""
+    last = {_key(_parse(o)): o for o in overrides}
+    return list(last.values())
+
+
+def expand(grid: Grid) -> list[tuple[dict[str, str], list[str]]]:
+    """Every point of the grid: (its axis values, its overrides).
+
+    Order, later winning: the grid's overrides, its per-method ones, the point's axis
+    values, the command line's overrides."""
+    points = []
+    for values in itertools.product(*grid.axes.values()):
+        point = dict(zip(grid.axes, values))
+        axis_overrides = [f"{k}={v}" for k, v in point.items()]
+        method = dict(_split(o) for o in [*grid.overrides, *axis_overrides, *grid.cli]).get("method")
+        if method is None and grid.per_method:
+            method = default_method()
+        per_method = grid.per_method.get(method, [])
+        points.append(({k.lstrip("+~"): v for k, v in point.items()},
+                       dedupe([*grid.overrides, *per_method, *axis_overrides, *grid.cli])))
+    return points
+
+
+@functools.lru_cache(maxsize=1)
+def default_method() -> str:
+    """The method of a run that names none: ``conf/config.yaml``'s default (no override can
+    change it other than ``method=``, which :func:`expand` reads from the overrides)."""
+    return compose_config([]).method.name
+
+
+def _split(override: str) -> tuple[str, str]:
+    key, _, value = override.partition("=")
+    return key.lstrip("+~"), value
+
+
+def compose_runs(points: list[tuple[dict[str, str], list[str]]]) -> list[Run]:
+    """Compose and validate every point, once, before anything runs; a failure names its key.
+
+    Points that name the same run folder (they differ only in keys that do not change
+    results, e.g. runner.threads) are one run."""
+    runs, errors, seen = [], {}, set()
+    with initialize_config_module("benchmark.conf", version_base="1.3"):
+        for axes, overrides in points:
+            try:
+                cfg = validate(compose("config", overrides=overrides))
+            except (HydraException, OmegaConfBaseException, ValueError) as e:
+                message = str(e).split("\nConfig search path")[0].strip()
+                errors.setdefault(message, []).append(" ".join(f"{k}={v}" for k, v in axes.items()))
+                continue
+            run = RunDir(OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True))
+            if run.id not in seen:
+                seen.add(run.id)
+                runs.append(Run(overrides, axes, run))
+    if errors:
+        text = "\n".join(f"{msg}\n  (in {len(pts)} of {len(points)} runs, e.g. {pts[0] or 'the only run'})"
+                         for msg, pts in errors.items())
+        raise GridError(f"invalid runs, nothing was started:\n{text}")
+    return runs
