@@ -99,6 +99,8 @@ def meta_train(
     phi0 = flat_params(body)
     start = time.perf_counter()
     if not method.meta_trains:
+        if collective.rank == 0:
+            run.log("metrics", [])  # no rows, but the same files as every other run folder
         run.save_phi(phi_state(body, phi0), "final")
         return {"steps": 0, "inner_steps": 0, "wall_seconds": time.perf_counter() - start}
 

@@ -55,6 +55,8 @@ def test_method_runs_on_toy(name, tmp_path):
     assert all(0 <= a <= 1 for a in summary["target_accuracy"].values())
     phi = phi_vector(run, cfg)
     assert torch.isfinite(phi).all()
+    files = {"config.yaml", "metrics.jsonl", "metatest.jsonl", "summary.json", "done"}
+    assert files <= {p.name for p in run.path.iterdir()}, "every method's run folder has the same files"
     if METHODS.get(name).build.meta_trains:
         losses = [r["loss"] for r in run.read("metrics")]
         assert losses and all(torch.isfinite(torch.tensor(losses)))
