@@ -1,10 +1,15 @@
 """Multi-process runs: any world size gives the one-process phi; a failing rank stops the run."""
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
+from pathlib import Path
 
 import pytest
 import torch
@@ -53,19 +58,67 @@ def test_world_sizes_give_the_same_phi_bit_for_bit(method, tmp_path):
     assert torch.equal(runs[3], runs[1]), f"max |diff| {(runs[3] - runs[1]).abs().max():.3g}"
 
 
+RUN_TAG = "LSML_TEST_RUN_TAG"  # set only by the test below; the code under test never reads it
+
+
+def tagged(tag: str) -> dict[int, str]:
+    """pid -> command line of every live process whose environment holds ``RUN_TAG=tag``.
+
+    The environment is inherited by everything a run starts and stays with a process when
+    it is orphaned and re-parented, so this finds exactly what one test's run left behind:
+    never another user's or another test's workers."""
+    entry = f"{RUN_TAG}={tag}".encode()
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            environ = (proc / "environ").read_bytes()
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:  # exited meanwhile, or another user's
+            continue
+        if entry in environ.split(b"\0"):
+            found[int(proc.name)] = cmdline.replace(b"\0", b" ").decode(errors="replace").strip()
+    return found
+
+
+def kill(pids) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def test_failing_rank_stops_every_rank_with_its_traceback(tmp_path):
-    env = {**os.environ, "LSML_FAULT": "1:5"}
+    tag = uuid.uuid4().hex
+    env = {**os.environ, "LSML_FAULT": "1:5", RUN_TAG: tag}
+    workers = {}  # every worker of this run seen while it ran: proves the tag reaches them
     start = time.monotonic()
-    out = subprocess.run([sys.executable, "-m", "benchmark.run", "suite=toy", "runner.world_size=2",
-                          "runner.threads=1", "train.steps=200", f"results_dir={tmp_path}"],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    elapsed = time.monotonic() - start
-    assert out.returncode != 0
+    with tempfile.TemporaryFile("w+") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "benchmark.run", "suite=toy", "runner.world_size=2",
+                                 "runner.threads=1", "train.steps=200", f"results_dir={tmp_path}"],
+                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr, text=True)
+        try:
+            while proc.poll() is None:
+                if time.monotonic() - start > 120:
+                    pytest.fail("the run did not stop within 120 s")
+                workers.update({pid: cmd for pid, cmd in tagged(tag).items() if "benchmark.worker" in cmd})
+                time.sleep(0.05)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+                kill(tagged(tag))
+        elapsed = time.monotonic() - start
+        stderr.seek(0)
+        err = stderr.read()
+    assert proc.returncode != 0
     assert elapsed < 60
-    assert "Traceback" in out.stderr and "injected fault at step 5 on rank 1" in out.stderr
+    assert "Traceback" in err and "injected fault at step 5 on rank 1" in err
     assert not list(tmp_path.rglob("done"))
-    leftover = subprocess.run(["pgrep", "-f", "benchmark.worker"], capture_output=True, text=True).stdout.split()
-    assert not leftover, f"orphan workers: {leftover}"
+    assert workers, "saw no worker of the run: the orphan check below would prove nothing"
+    leftover = tagged(tag)
+    kill(leftover)  # leave nothing running for the next test
+    assert not leftover, f"orphan processes of the run (workers seen: {sorted(workers)}): {leftover}"
 
 
 def test_failing_rank_raises_in_process(tmp_path, monkeypatch):

@@ -10,7 +10,7 @@ from benchmark.data import generator
 from benchmark.models import ConvNet, flat_params
 from benchmark.population import Population
 from methods.base import METHODS
-from test_update_rules import hand_population
+from populations import hand_population, population_phi
 
 MOVES = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
 
@@ -113,8 +113,6 @@ def authors_fomaml_pp_phi(steps: int, beta: float, K: int) -> torch.Tensor:
 
 
 def test_fomaml_pp_matches_a_port_of_the_authors_script():
-    from test_update_rules import population_phi
-
     ours = population_phi("fomaml_pp", 7, meta_lr=0.3, reset_every=3, aggregate_every=1)
     ref = authors_fomaml_pp_phi(7, beta=0.3, K=3)
     torch.manual_seed(0)

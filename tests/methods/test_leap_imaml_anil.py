@@ -14,9 +14,9 @@ from helpers import make_config
 from methods.base import METHODS
 from methods.imaml import batch_statistics_only, body_loss, implicit_grad
 from methods.leap import leap_increment
+from populations import hand_population, population_phi
 from tasks.registry import TASKS
 from tasks.toy import make_toy
-from test_update_rules import hand_population
 
 NEW = ["leap", "imaml", "anil"]
 
@@ -163,8 +163,6 @@ def authors_leap_phi(steps: int, beta: float, K: int) -> torch.Tensor:
 
 
 def test_leap_matches_a_port_of_the_authors_script():
-    from test_update_rules import population_phi
-
     ours = population_phi("leap", 9, meta_lr=0.3, reset_every=4, aggregate_every=4)
     ref = authors_leap_phi(9, beta=0.3, K=4)
     torch.manual_seed(0)

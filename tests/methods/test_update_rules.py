@@ -3,7 +3,8 @@ against an independent reference built from torch.optim.SGD and separate models.
 
 The hand case: 2 tasks, 2 body parameters, phi_0 = 0, beta = 0.5, K = 2. Instead of
 gradients, each "inner step" moves task 0 by (1, 0) and task 1 by (0, 2), so every
-number below can be checked on paper.
+number below can be checked on paper (``hand_population`` in ``populations.py``, shared
+with the other policy tests, as is ``population_phi``).
 """
 import copy
 
@@ -16,21 +17,9 @@ from benchmark.data import TaskStream, generator
 from benchmark.models import ConvNet, flat_params
 from benchmark.population import Learner, Population, init_head
 from methods.base import METHODS
+from populations import hand_population, population_phi
 from tasks.registry import TASKS
 from tasks.toy import make_toy
-
-
-class Tiny(nn.Linear):
-    """A body with exactly two parameters."""
-
-    def __init__(self):
-        super().__init__(1, 2, bias=False)
-        self.out_features = 2
-
-
-def hand_population() -> Population:
-    gens = [generator("t", i) for i in range(2)]
-    return Population(Tiny(), torch.zeros(2), [2, 2], gens, inner_lr=0.1, momentum=0.9, weight_decay=0.0)
 
 
 def run_policy(name: str, **cfg) -> list[tuple[list, list]]:
@@ -172,32 +161,6 @@ def reference_phi(shift: bool, steps: int, beta: float, K: int, every: int) -> t
             for m in models:
                 nn.utils.vector_to_parameters(phi.clone(), m.body.parameters())
     return phi
-
-
-def population_phi(name: str, steps: int, **cfg) -> torch.Tensor:
-    torch.manual_seed(0)
-    body = ConvNet(1, 4)
-    names = ["toy_a", "toy_b"]
-    specs = [TASKS.get(n) for n in names]
-    pop = Population(body, flat_params(body), [s.num_classes for s in specs],
-                     [generator(0, n, "head") for n in names], inner_lr=0.05, momentum=0.9, weight_decay=5e-4)
-    streams = []
-    for s in specs:
-        d = make_toy(s.name, s.num_classes)
-        streams.append(TaskStream(d.train_x, d.train_y, s, 8, (0, s.name, "train"), "cpu"))
-    entry = METHODS.get(name)
-    method = entry.build(entry.config(**cfg))
-    method.setup(pop, steps)
-    for step in range(1, steps + 1):
-        for i, (learner, s) in enumerate(zip(pop.learners, streams)):
-            x, y = s.batch(step)
-            loss = F.cross_entropy(learner(x), y)
-            loss.backward()
-            pop.train_losses[i] = loss.detach()  # as the runner does
-        method.before_step(step, pop)
-        pop.inner_step()
-        method.after_step(step, pop)
-    return pop.phi
 
 
 @pytest.mark.parametrize("name,shift,every", [("ours", True, 1), ("ours", True, 2), ("reptile", False, 3)])

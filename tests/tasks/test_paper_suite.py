@@ -1,16 +1,8 @@
 """suite=paper end to end on fixtures in the real on-disk formats, and its failure mode."""
-import importlib.util
 import json
-from pathlib import Path
 
+import dataset_fixtures
 from helpers import cli
-
-
-def _fixtures():
-    spec = importlib.util.spec_from_file_location("paper_fixtures", Path(__file__).with_name("fixtures.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_missing_data_root_fails_before_compute_and_leaves_no_folder(tmp_path):
@@ -24,7 +16,7 @@ def test_missing_data_root_fails_before_compute_and_leaves_no_folder(tmp_path):
 
 def test_paper_suite_dry_run_on_fixtures(tmp_path):
     root = tmp_path / "data"
-    _fixtures().write_all(root)
+    dataset_fixtures.write_all(root)
     out = cli("suite=paper", f"data.root={root}", f"data.cache_dir={tmp_path / 'cache'}",
               f"results_dir={tmp_path / 'results'}", "train.steps=3", "train.batch_size=4", "metatest.steps=2",
               "metatest.batch_size=4", "method.reset_every=2", timeout=600)

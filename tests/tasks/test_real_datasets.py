@@ -6,9 +6,7 @@ colour), a second load served by the cache, and a clear error when the data is m
 """
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,23 +14,10 @@ import numpy as np
 import pytest
 import torch
 
+import dataset_fixtures as fx
 from tasks.decode import check_splits, load_image
 from tasks.registry import TASKS, Splits
 from tasks.vision import PAPER_SOURCES, PAPER_TARGETS, MissingDataset
-
-
-def _load_fixtures():
-    # Loaded by path under its own name: a plain ``import fixtures`` would clash with the
-    # ``tests/fixtures/`` folder, which is on sys.path too.
-    path = Path(__file__).with_name("fixtures.py")
-    spec = importlib.util.spec_from_file_location("real_dataset_fixtures", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-fx = _load_fixtures()
 
 REAL_CLASSES = {
     "tiny_imagenet_1": 100, "tiny_imagenet_2": 100, "cifar100": 100, "stanford_dogs": 120, "fgvc_aircraft": 100,
