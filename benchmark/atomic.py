@@ -23,7 +23,14 @@ _umask_lock = threading.Lock()
 
 
 def _umask() -> int:
-    """The process's umask (reading it means setting it: done under a lock)."""
+    """The process's umask, from /proc where Linux shows it (reading it with os.umask means
+    setting it, which races with other threads creating files: only the fallback does)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
     with _umask_lock:
         mask = os.umask(0o022)
         os.umask(mask)

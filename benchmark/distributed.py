@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 
@@ -210,12 +211,26 @@ def spawn(config_yaml: str, world_size: int, grace_s: float = 10.0) -> int:
     """Start ``world_size`` workers on this machine and wait; if one fails, stop the rest.
 
     Returns the exit code: 0, or the first failing worker's. Workers share this
-    terminal, so a failing worker's traceback is shown as it happens.
+    terminal, so a failing worker's traceback is shown as it happens. SIGTERM or SIGUSR2
+    to this process (a sweep stopping its runs, SLURM's time limit) is passed on to the
+    workers, which checkpoint and exit; this process waits for them, and so holds the
+    run's lock, instead of dying and leaving them to run on unlocked.
     """
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
         f.write(config_yaml)
     port = str(free_port())
-    procs = []
+    procs: list[subprocess.Popen] = []
+    stopping: list[int] = []
+
+    def forward(signum, frame) -> None:
+        stopping.append(signum)
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signum)
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGUSR2)}
     try:
         for rank in range(world_size):
             env = {**os.environ, SPAWNED: "1", "RANK": str(rank), "WORLD_SIZE": str(world_size),
@@ -223,6 +238,11 @@ def spawn(config_yaml: str, world_size: int, grace_s: float = 10.0) -> int:
             procs.append(subprocess.Popen([sys.executable, "-m", "benchmark.worker", f.name], env=env))
         while True:
             codes = [p.poll() for p in procs]
+            if stopping:  # each worker checkpoints its step and exits: wait for all of them
+                if all(c is not None for c in codes):
+                    return 128 + stopping[0]
+                time.sleep(0.2)
+                continue
             failed = [(r, c) for r, c in enumerate(codes) if c not in (None, 0)]
             if failed:
                 rank, code = failed[0]
@@ -232,6 +252,8 @@ def spawn(config_yaml: str, world_size: int, grace_s: float = 10.0) -> int:
                 return 0
             time.sleep(0.2)
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         _stop(procs, grace_s)
         os.unlink(f.name)
 

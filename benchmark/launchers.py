@@ -1,6 +1,6 @@
 """Where the runs of a sweep execute: processes on this machine, or SLURM job arrays.
 
-Whether a run is live is decided by its lock alone (``RunDir.locked``: an flock that
+Whether a run is live is decided by its lock (``RunDir.locked``: an flock that
 the kernel drops when its holder dies), whoever started it: a sweep, a hand-started
 ``benchmark.run``, a SLURM job. Each launcher also leaves a record next to the results,
 for the logs and for jobs still waiting in a queue:

@@ -25,7 +25,8 @@ Deviation from the authors' code:
   on the same stream and differences come from phi alone; theirs come from unseeded global
   generators. The stream drops no image: a batch that runs past an epoch's end goes on into the
   next epoch (their training loader drops the partial batch, ``dataloader.py`` lines 53-55).
-- A non-finite training loss stops the meta-test as diverged (``benchmark.train.Diverged``);
+- A non-finite training loss (tracked on the device, read once after the meta-test's steps)
+  makes the meta-test raise ``benchmark.train.Diverged`` instead of reporting an accuracy;
   theirs trains on and reports the accuracy it gets.
 """
 from __future__ import annotations

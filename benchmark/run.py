@@ -95,7 +95,8 @@ def execute(cfg: Config, progress: bool = True) -> RunDir:
                                          "inner_steps": e.inner_steps,
                                          "wall_seconds": round(time.perf_counter() - started, 3)})
                     e.args = (f"{e} ({run.path / 'summary.json'})",)
-                collective.barrier()  # the record exists before any rank exits
+                if e.where["stage"] == "meta-train":  # every rank is here; the meta-test runs on rank 0 only
+                    collective.barrier()  # the record exists before any rank exits
                 raise
         finally:
             collective.close()

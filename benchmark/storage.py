@@ -165,7 +165,7 @@ class RunDir:
         """Whether a live process holds the run's lock (a non-blocking probe)."""
         if not self.lock_path.exists():
             return False
-        with open(self.lock_path, "a") as f:
+        with open(self.lock_path, "a+") as f:  # readable: a shared lock over NFS needs it
             try:
                 fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -216,6 +216,8 @@ class RunDir:
         """CorruptCheckpoint, naming the file, unless every file the pointer names is intact."""
         for name, facts in pointer["files"].items():
             path = self.checkpoints / name
+            if not isinstance(facts, dict) or not {"size", "sha256"} <= facts.keys():
+                raise CorruptCheckpoint(f"{self.checkpoints / 'resume.json'} names {name} without its size and SHA-256")
             if not path.exists():
                 raise CorruptCheckpoint(f"{path} is missing")
             size = path.stat().st_size
@@ -248,6 +250,8 @@ class RunDir:
                 warn(f"checkpoint damaged: {e}")
                 continue
             if pointer["world_size"] != world_size:
+                warn(f"the checkpoint at step {pointer['step']} was written by a run of runner.world_size="
+                     f"{pointer['world_size']}; this one has {world_size}: {self.path} starts over from step 0")
                 return 0
             if pointer.get("threads", torch.get_num_threads()) != torch.get_num_threads():
                 warn(f"the checkpoint at step {pointer['step']} was written with {pointer['threads']} torch threads, "

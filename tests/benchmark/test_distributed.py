@@ -170,3 +170,37 @@ def test_a_diverging_multi_process_run_is_recorded_once_by_rank_0(tmp_path):
     assert one.returncode == 3
     (single,) = (tmp_path / "one").glob("toy/ours/*")
     assert json.loads((single / "summary.json").read_text())["diverged"] == summary["diverged"]
+
+
+def test_a_meta_test_divergence_in_a_multi_process_run_exits_3_without_a_traceback(tmp_path):
+    """The meta-test runs on rank 0 alone: it must not wait at a barrier for ranks that left."""
+    out = cli("suite=toy", "runner.world_size=2", "train.steps=10", "metatest.lr=1e30", f"results_dir={tmp_path}")
+    assert out.returncode == 3 and "Traceback" not in out.stderr, out.stderr
+    (folder,) = tmp_path.glob("toy/ours/*")
+    assert json.loads((folder / "summary.json").read_text())["diverged"]["stage"] == "meta-test"
+
+
+def test_sigterm_to_a_self_spawned_run_reaches_its_workers(tmp_path):
+    """A sweep stops a run with SIGTERM to the process it started: the workers must checkpoint
+    and exit too (not run on, orphaned and unlocked), and the run then resumes."""
+    tag = uuid.uuid4().hex
+    args = [sys.executable, "-m", "benchmark.run", "suite=toy", "runner.world_size=2", "runner.threads=1",
+            "train.steps=3000", "checkpoint.every=500", f"results_dir={tmp_path}"]
+    proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, RUN_TAG: tag}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.rglob("metrics.jsonl")):  # the workers are training
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=120)
+        assert proc.returncode != 0 and "checkpoint written" in output, output
+        time.sleep(0.5)
+        assert not {p: c for p, c in tagged(tag).items() if "benchmark.worker" in c}, "no worker runs on"
+        (folder,) = tmp_path.glob("toy/ours/*")
+        assert json.loads((folder / "checkpoints" / "resume.json").read_text())["world_size"] == 2
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        kill(tagged(tag))

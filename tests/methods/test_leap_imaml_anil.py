@@ -241,12 +241,17 @@ def toy_population():
     return pop, streams
 
 
-def inner_step(pop, streams, step):
-    """The runner's step: every learner's loss backward into G, then the population's SGD step."""
+def inner_step(pop, streams, step, method=None):
+    """The runner's step: every learner's loss backward into G (and into train_losses), the
+    method's before_step, then the population's SGD step."""
     pop.step = step
-    for learner, s in zip(pop.learners, streams):
+    for i, (learner, s) in enumerate(zip(pop.learners, streams)):
         x, y = s.batch(step)
-        F.cross_entropy(learner(x), y).backward()
+        loss = F.cross_entropy(learner(x), y)
+        loss.backward()
+        pop.train_losses[i] = loss.detach()
+    if method is not None:
+        method.before_step(step, pop)
     pop.inner_step()
 
 
@@ -296,7 +301,7 @@ def test_state_dict_resumes_exactly(name):
 
     def steps(pop, streams, method, first, last):
         for step in range(first, last + 1):
-            inner_step(pop, streams, step)
+            inner_step(pop, streams, step, method)
             method.after_step(step, pop)
 
     pop, streams = toy_population()
@@ -312,3 +317,5 @@ def test_state_dict_resumes_exactly(name):
     resumed.load_state_dict(method_state)
     steps(again, streams, resumed, 5, 8)
     assert torch.equal(again.phi, pop.phi) and torch.equal(again.W, pop.W)
+    if name == "leap":  # the checkpoint carried the last point's training loss and gradient
+        assert method_state["prev"][2] is not None and method_state["prev"][3].abs().sum() > 0
