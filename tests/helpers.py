@@ -5,18 +5,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hydra import compose, initialize_config_module
-
-from benchmark.config import Config, validate
+from benchmark.config import Config, compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_config(*overrides: str) -> Config:
-    with initialize_config_module("benchmark.conf", version_base="1.3"):
-        # One thread: tiny models gain nothing from more, and they slow badly when other
-        # processes (parallel tests, spawned ranks) share the cores.
-        return validate(compose("config", overrides=["runner.threads=1", *overrides]))
+    # One thread: tiny models gain nothing from more, and they slow badly when other
+    # processes (parallel tests, spawned ranks) share the cores.
+    return compose_config(["runner.threads=1", *overrides])
 
 
 def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -33,6 +33,7 @@ from omegaconf import OmegaConf
 from benchmark.config import cores, validate
 from benchmark.data import normalize
 from benchmark.distributed import device_for
+from benchmark.perf import check_counts
 from benchmark.population import Learner
 from benchmark.run import load_data
 from benchmark.storage import RunDir
@@ -102,13 +103,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="config overrides, as for python -m benchmark.run (e.g. suite=toy runner.threads=1)")
     args = parser.parse_intermixed_args(argv)
-    for name in ("repeats", "steps"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
-    for arg in args.overrides:
-        key, _, value = arg.partition("=")
-        if key in ("repeats", "steps"):
-            parser.error(f"{arg} is not a config key: write --{key} {value}")
+    check_counts(parser, args, ("repeats", "steps"))
     return args
 
 

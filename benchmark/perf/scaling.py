@@ -15,6 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from benchmark.perf import check_counts
+
 
 def wall_per_task_step(overrides: list[str], world_size: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
@@ -34,14 +36,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="config overrides, as for python -m benchmark.run (e.g. suite=toy train.steps=50)")
     args = parser.parse_intermixed_args(argv)
-    if args.repeats < 1:
-        parser.error(f"--repeats must be at least 1, got {args.repeats}")
-    if args.world_size < 1:
-        parser.error(f"--world-size must be at least 1, got {args.world_size}")
-    for arg in args.overrides:
-        key, _, value = arg.partition("=")
-        if key in ("repeats", "world_size"):
-            parser.error(f"{arg} is not a config key: write --{key.replace('_', '-')} {value}")
+    check_counts(parser, args, ("repeats", "world_size"))
     return args
 
 

@@ -109,40 +109,34 @@ def test_sigterm_checkpoints_the_current_step_and_resumes(tmp_path, uninterrupte
     assert not list(tmp_path.rglob("state_*.pt")), "resumable state is removed once done"
 
 
-@pytest.mark.parametrize("method,extra", [("fomaml", ["method.meta_optimizer=adam"]), ("ours", []),
-                                          ("ours", ["method.hard_reset=true"])])
-def test_crash_then_resume_in_process_restores_everything(tmp_path, monkeypatch, method, extra):
-    """FOMAML with Adam carries meta-optimizer state, and the hard reset draws heads from each
-    task's generator: the checkpoint must hold both."""
-    args = ["suite=toy", f"method={method}", "method.reset_every=7", "train.steps=30", "checkpoint.every=10", *extra]
-    full = execute(make_config(*args, f"results_dir={tmp_path / 'full'}"), progress=False)
-    cut = make_config(*args, f"results_dir={tmp_path / 'cut'}")
-    monkeypatch.setenv("LSML_FAULT", "0:25")
-    with pytest.raises(RuntimeError, match="injected fault"):
-        execute(cut, progress=False)
-    monkeypatch.delenv("LSML_FAULT")
-    run = execute(cut, progress=False)
-    assert run.done
-    assert_bit_identical(run.load_phi("final"), full.load_phi("final"))
-    steps = [r["step"] for r in run.read("metrics") if r["task"] == "toy_a"]
-    assert steps == sorted(set(steps)), "no duplicated metric rows after a resume"
-
-
-def crashed_at_25(tmp_path, monkeypatch, name):
+def crashed_at_25(tmp_path, monkeypatch, name, method="ours", *extra):
     """A run of 30 steps with checkpoints at 10 and 20 that crashed at step 25; and the
     phi_final of the same run uninterrupted."""
-    args = ["suite=toy", "method.reset_every=7", "train.steps=30", "checkpoint.every=10"]
+    args = ["suite=toy", f"method={method}", "method.reset_every=7", "train.steps=30", "checkpoint.every=10", *extra]
     full = execute(make_config(*args, f"results_dir={tmp_path / 'full'}"), progress=False)
     cut = make_config(*args, f"results_dir={tmp_path / name}")
     monkeypatch.setenv("LSML_FAULT", "0:25")
     with pytest.raises(RuntimeError, match="injected fault"):
         execute(cut, progress=False)
     monkeypatch.delenv("LSML_FAULT")
-    (folder,) = (tmp_path / name).glob("toy/ours/*")
+    (folder,) = (tmp_path / name).glob(f"toy/{method}/*")
     pointers = {p: json.loads((folder / "checkpoints" / p).read_text())["step"]
                 for p in ("resume.json", "resume.prev.json")}
     assert pointers == {"resume.json": 20, "resume.prev.json": 10}
     return cut, folder / "checkpoints", full.load_phi("final")
+
+
+@pytest.mark.parametrize("method,extra", [("fomaml", ["method.meta_optimizer=adam"]), ("ours", []),
+                                          ("ours", ["method.hard_reset=true"])])
+def test_crash_then_resume_in_process_restores_everything(tmp_path, monkeypatch, method, extra):
+    """FOMAML with Adam carries meta-optimizer state, and the hard reset draws heads from each
+    task's generator: the checkpoint must hold both."""
+    cut, _, full_phi = crashed_at_25(tmp_path, monkeypatch, "cut", method, *extra)
+    run = execute(cut, progress=False)
+    assert run.done
+    assert_bit_identical(run.load_phi("final"), full_phi)
+    steps = [r["step"] for r in run.read("metrics") if r["task"] == "toy_a"]
+    assert steps == sorted(set(steps)), "no duplicated metric rows after a resume"
 
 
 @pytest.mark.parametrize("damage", ["truncated state", "corrupt pointer"])
