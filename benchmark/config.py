@@ -119,7 +119,7 @@ def register_configs() -> None:
         defaults = dict(s.defaults)
         model = defaults.pop("model", None)  # a suite may choose its model (the paper: ResNet-20)
         node = {"suite": {"name": name, "sources": list(s.sources), "targets": list(s.targets),
-                          "finetune_source": s.finetune_source}, **defaults}
+                          "validation": list(s.validation), "finetune_source": s.finetune_source}, **defaults}
         if model:
             node = {"defaults": ["_self_", {"override /model": model}], **node}
         cs.store(group="suite", name=name, node=node, package="_global_")

@@ -15,6 +15,8 @@ or ``-`` (axes from the command line only)::
 On the command line, ``key=a,b,c`` (or any Hydra sweep: ``range(0,5)``, ``choice(...)``)
 is an axis and ``key=value`` an override for every run; either replaces the grid's axis
 of the same key. ``slurm.<key>=`` and ``local.<key>=`` set the launchers.
+``hparams=<results_dir>/selected/<suite>`` runs every method at the configuration
+``benchmark.tune`` selected for it (a method without a selection file is an error).
 
 :func:`load_grid` reads a grid and the command line, :func:`expand` lists its points
 (axis values and overrides, as text) and :func:`compose_runs` composes and validates each
@@ -36,6 +38,7 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from benchmark import selection
 from benchmark.config import compose_config, validate
 from benchmark.launchers import LocalSettings, Run, SlurmSettings
 from benchmark.storage import RunDir
@@ -60,6 +63,7 @@ class Grid:
     slurm: SlurmSettings
     local: LocalSettings
     cli: list[str] = dataclasses.field(default_factory=list)  # command-line overrides, applied last
+    hparams: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # method -> selected overrides
 
 
 def override_text(value) -> str:
@@ -126,9 +130,15 @@ def load_grid(spec: str, cli: list[str]) -> Grid:
         if _parse(text).is_sweep_override():
             raise GridError(f"{text!r}: a sweep in fixed overrides; make it an axis")
 
-    launcher_args, rest = {"slurm": {}, "local": {}}, []
+    launcher_args, rest, hparams = {"slurm": {}, "local": {}}, [], {}
     for text in cli:
         head, _, value = text.partition("=")
+        if head == "hparams":
+            try:
+                hparams = selection.read_dir(value)
+            except selection.SelectionError as e:
+                raise GridError(str(e)) from None
+            continue
         prefix, _, key = head.partition(".")
         if prefix in launcher_args and key:
             launcher_args[prefix][key] = value
@@ -142,7 +152,7 @@ def load_grid(spec: str, cli: list[str]) -> Grid:
         else:
             rest.append(text)
     return Grid(axes, fixed, per_method, settings(SlurmSettings, data.get("slurm"), launcher_args["slurm"], "slurm"),
-                settings(LocalSettings, data.get("local"), launcher_args["local"], "local"), rest)
+                settings(LocalSettings, data.get("local"), launcher_args["local"], "local"), rest, hparams)
 
 
 def _parse(text: str):
@@ -165,18 +175,22 @@ def dedupe(overrides: list[str]) -> list[str]:
 def expand(grid: Grid) -> list[tuple[dict[str, str], list[str]]]:
     """Every point of the grid: (its axis values, its overrides).
 
-    Order, later winning: the grid's overrides, its per-method ones, the point's axis
-    values, the command line's overrides."""
+    Order, later winning: the grid's overrides, its per-method ones, the method's selected
+    hyperparameters (``hparams=``), the point's axis values, the command line's overrides."""
     points = []
     for values in itertools.product(*grid.axes.values()):
         point = dict(zip(grid.axes, values))
         axis_overrides = [f"{k}={v}" for k, v in point.items()]
         method = dict(_split(o) for o in [*grid.overrides, *axis_overrides, *grid.cli]).get("method")
-        if method is None and grid.per_method:
+        if method is None and (grid.per_method or grid.hparams):
             method = default_method()
         per_method = grid.per_method.get(method, [])
+        if grid.hparams and method not in grid.hparams:
+            raise GridError(f"hparams: no selection for method {method!r}; selected: {', '.join(grid.hparams)} "
+                            f"(run benchmark.tune method={method} first)")
+        selected = grid.hparams.get(method, [])
         points.append(({k.lstrip("+~"): v for k, v in point.items()},
-                       dedupe([*grid.overrides, *per_method, *axis_overrides, *grid.cli])))
+                       dedupe([*grid.overrides, *per_method, *selected, *axis_overrides, *grid.cli])))
     return points
 
 
@@ -197,7 +211,18 @@ def compose_runs(points: list[tuple[dict[str, str], list[str]]]) -> list[Run]:
 
     Points that name the same run folder (they differ only in keys that do not change
     results, e.g. runner.threads) are one run."""
-    runs, errors, seen = [], {}, set()
+    runs, seen = [], set()
+    for run in compose_points(points):
+        if run.dir.id not in seen:
+            seen.add(run.dir.id)
+            runs.append(run)
+    return runs
+
+
+def compose_points(points: list[tuple[dict[str, str], list[str]]]) -> list[Run]:
+    """One validated run per point, in order (points may name the same folder); raises
+    GridError listing every bad point, and then nothing has started."""
+    runs, errors = [], {}
     with initialize_config_module("benchmark.conf", version_base="1.3"):
         for axes, overrides in points:
             try:
@@ -206,10 +231,7 @@ def compose_runs(points: list[tuple[dict[str, str], list[str]]]) -> list[Run]:
                 message = str(e).split("\nConfig search path")[0].strip()
                 errors.setdefault(message, []).append(" ".join(f"{k}={v}" for k, v in axes.items()))
                 continue
-            run = RunDir(OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True))
-            if run.id not in seen:
-                seen.add(run.id)
-                runs.append(Run(overrides, axes, run))
+            runs.append(Run(overrides, axes, RunDir(OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True))))
     if errors:
         text = "\n".join(f"{msg}\n  (in {len(pts)} of {len(points)} runs, e.g. {pts[0] or 'the only run'})"
                          for msg, pts in errors.items())

@@ -40,7 +40,7 @@ def load_data(cfg: Config) -> dict[str, Splits]:
     Caches are memory-mapped, so the ranks of one machine share the pages and each
     touches only its own tasks."""
     method = METHODS.get(cfg.method.name).build(cfg.method)
-    names = dict.fromkeys([*method.sources(cfg.suite), *cfg.suite.targets])
+    names = dict.fromkeys([*method.sources(cfg.suite), *cfg.suite.targets, *cfg.suite.validation])
     return {name: TASKS.get(name).load(cfg.data) for name in names}
 
 
@@ -128,27 +128,32 @@ def _identity(cfg: Config, run: RunDir) -> dict:
 
 
 def finish(cfg: Config, run: RunDir, data: dict[str, Splits], device, result: dict, progress: bool) -> None:
-    """Meta-test phi (final, and every saved ``metatest.at_steps``), then mark the run done."""
+    """Meta-test phi (final, and every saved ``metatest.at_steps``) on the targets and the
+    validation tasks alike, then mark the run done."""
     steps = sorted(s for s in cfg.metatest.at_steps if (run.checkpoints / f"phi_{s}.pt").exists())
-    rows, final = [], {}
+    tasks = [("target", t) for t in cfg.suite.targets] + [("validation", t) for t in cfg.suite.validation]
+    rows, final = [], {"target": {}, "validation": {}}
     for phi_step in [*steps, "final"]:
         phi = run.load_phi(phi_step)
-        for target in cfg.suite.targets:
+        for role, task in tasks:
             try:
-                acc = meta_test(cfg, phi, TASKS.get(target), data[target], device, progress,
-                                desc=f"meta-test {target} @ {phi_step}")
+                acc = meta_test(cfg, phi, TASKS.get(task), data[task], device, progress,
+                                desc=f"meta-test {task} @ {phi_step}")
             except Diverged as e:
                 e.inner_steps = result["inner_steps"]
                 raise
             step = result["steps"] if phi_step == "final" else phi_step
             inner = step * result["inner_steps"] // max(1, result["steps"])
-            rows.append({"target": target, "phi_step": phi_step, "inner_steps": inner, "accuracy": acc})
+            rows.append({"target": task, "role": role, "phi_step": phi_step, "inner_steps": inner, "accuracy": acc})
             if phi_step == "final":
-                final[target] = acc
+                final[role][task] = acc
     run.log("metatest", rows)
+    validation = final["validation"]
     run.finish({
         **_identity(cfg, run), "inner_steps": result["inner_steps"], "wall_seconds": round(result["wall_seconds"], 3),
-        "target_accuracy": final, "mean_accuracy": sum(final.values()) / len(final),
+        "target_accuracy": final["target"], "mean_accuracy": sum(final["target"].values()) / len(final["target"]),
+        "validation_accuracy": validation,
+        "validation_mean": sum(validation.values()) / len(validation) if validation else None,
     })
 
 

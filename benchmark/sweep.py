@@ -3,7 +3,9 @@
 A grid (see ``benchmark/grid.py``) is a YAML in ``benchmark/conf/grid/`` (give its name),
 any YAML (give its path), or ``-`` (axes from the command line only). On the command line, ``key=a,b,c`` (or any Hydra sweep: ``range(0,5)``, ``choice(...)``)
 is an axis and ``key=value`` an override for every run; either replaces the grid's axis
-of the same key. ``slurm.<key>=`` and ``local.<key>=`` set the launchers.
+of the same key. ``slurm.<key>=`` and ``local.<key>=`` set the launchers;
+``hparams=<results_dir>/selected/<suite>`` runs each method at its tuned configuration
+(``benchmark.tune``).
 
 Examples::
 
@@ -11,6 +13,7 @@ Examples::
     python -m benchmark.sweep core launcher=slurm slurm.partition=gpu
     python -m benchmark.sweep - method=ours,reptile seed=0,1 suite=toy
     python -m benchmark.sweep core --status
+    python -m benchmark.sweep core hparams=results/selected/glyphs seed=0,1,2,3,4
 
 Every run is composed and validated before anything starts, so a bad key fails the
 whole sweep, naming the key. A run folder is named by a hash of its config and a run

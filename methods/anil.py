@@ -67,6 +67,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from methods.base import GradConfig, GradMethod, register_method
+from methods.search import Choice, LogUniform
 
 
 @dataclass
@@ -78,7 +79,11 @@ class ANILConfig(GradConfig):
     shift: bool = True  # bodies follow phi at every meta-update (the CTS shift)
 
 
-@register_method("anil", display="ANIL", config=ANILConfig)
+# The distribution of each tuned key (benchmark.tune); trial 0 is the default above.
+SEARCH = {"meta_lr": LogUniform(0.03, 3.0), "reset_every": Choice(25, 50, 100, 200)}
+
+
+@register_method("anil", display="ANIL", config=ANILConfig, search=SEARCH)
 class ANIL(GradMethod):
     def setup(self, pop, steps):
         super().setup(pop, steps)

@@ -11,12 +11,14 @@ Adding a method is one file with ``@register_method`` plus one import line in
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
 from benchmark.registry import Registry, require
+from methods.search import Distribution
 
 if TYPE_CHECKING:
     from benchmark.population import Population
@@ -136,14 +138,23 @@ class MethodEntry:
     display: str  # the name tables and plots show
     config: type[MethodConfig]
     build: Callable[[MethodConfig], Method]
+    search: dict[str, Distribution]  # what benchmark.tune draws, per key of the config ({}: nothing tuned)
 
 
 METHODS: Registry[MethodEntry] = Registry("method")
 
 
-def register_method(name: str, *, display: str, config: type[MethodConfig]) -> Callable[[type], type]:
+def register_method(name: str, *, display: str, config: type[MethodConfig],
+                    search: dict[str, Distribution] | None = None) -> Callable[[type], type]:
+    """``search``: the distribution of each tuned key (see ``methods.search``); each must be a key of ``config``."""
+    search = dict(search or {})
+    fields = {f.name for f in dataclasses.fields(config)}
+    for key in search:
+        if key not in fields:
+            raise ValueError(f"method {name!r}: search key {key!r} is not a key of {config.__name__}")
+
     def wrap(cls: type) -> type:
-        METHODS.add(name, MethodEntry(name=name, display=display, config=config, build=cls))
+        METHODS.add(name, MethodEntry(name=name, display=display, config=config, build=cls, search=search))
         return cls
 
     return wrap

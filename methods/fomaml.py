@@ -47,6 +47,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from methods.base import GradConfig, GradMethod, register_method
+from methods.search import Choice, LogUniform
 
 
 @dataclass
@@ -57,7 +58,11 @@ class FOMAMLConfig(GradConfig):
     aggregate_every: int = 1
 
 
-@register_method("fomaml", display="FOMAML", config=FOMAMLConfig)
+# The distribution of each tuned key (benchmark.tune); trial 0 is the default above.
+SEARCH = {"meta_lr": LogUniform(0.01, 1.0), "reset_every": Choice(25, 50, 100, 200)}
+
+
+@register_method("fomaml", display="FOMAML", config=FOMAMLConfig, search=SEARCH)
 class FOMAML(GradMethod):
     def after_step(self, step, pop):
         if step % self.cfg.aggregate_every == 0:

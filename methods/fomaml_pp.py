@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 from methods import ops
 from methods.base import MetaConfig, Method, register_method
+from methods.search import Choice, LogUniform
 
 
 @dataclass
@@ -43,7 +44,11 @@ class FOMAMLppConfig(MetaConfig):
     aggregate_every: int = 1
 
 
-@register_method("fomaml_pp", display="FOMAML++", config=FOMAMLppConfig)
+# The distribution of each tuned key (benchmark.tune); trial 0 is the default above.
+SEARCH = {"meta_lr": LogUniform(0.005, 0.5), "reset_every": Choice(25, 50, 100, 200)}
+
+
+@register_method("fomaml_pp", display="FOMAML++", config=FOMAMLppConfig, search=SEARCH)
 class FOMAMLpp(Method):
     def before_step(self, step, pop):
         if step % self.cfg.aggregate_every == 0:

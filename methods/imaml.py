@@ -82,6 +82,7 @@ from torch import nn
 from torch.func import functional_call, grad, vjp
 
 from methods.base import GradConfig, GradMethod, register_method, require
+from methods.search import Choice, LogUniform
 
 
 def conjugate_gradient(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, steps: int) -> torch.Tensor:
@@ -168,7 +169,11 @@ class IMAMLConfig(GradConfig):
         require(self.cg_damping >= 0, "method.cg_damping", f"must be >= 0, got {self.cg_damping}")
 
 
-@register_method("imaml", display="iMAML", config=IMAMLConfig)
+# The distribution of each tuned key (benchmark.tune); trial 0 is the default above.
+SEARCH = {"meta_lr": LogUniform(0.01, 1.0), "reset_every": Choice(25, 50, 100, 200), "reg_lambda": LogUniform(0.1, 10.0)}
+
+
+@register_method("imaml", display="iMAML", config=IMAMLConfig, search=SEARCH)
 class IMAML(GradMethod):
     def task_meta_grad(self, pop, i: int) -> torch.Tensor:
         """Learner i's implicit meta-gradient x_i, over the body."""

@@ -71,6 +71,7 @@ import torch
 from omegaconf import II
 
 from methods.base import GradMethod, MetaOptConfig, register_method
+from methods.search import Choice, LogUniform
 
 
 def leap_increment(theta_prev: torch.Tensor, theta_next: torch.Tensor, grad_prev: torch.Tensor | None = None,
@@ -121,7 +122,11 @@ class Point(NamedTuple):
     grad: torch.Tensor | None
 
 
-@register_method("leap", display="Leap", config=LeapConfig)
+# The distribution of each tuned key (benchmark.tune); trial 0 is the default above.
+SEARCH = {"meta_lr": LogUniform(0.01, 1.0), "reset_every": Choice(25, 50, 100, 200)}
+
+
+@register_method("leap", display="Leap", config=LeapConfig, search=SEARCH)
 class Leap(GradMethod):
     needs_val = False
 

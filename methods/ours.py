@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 from methods import ops
 from methods.base import MetaConfig, Method, register_method
+from methods.search import Choice, LogUniform
 
 
 @dataclass
@@ -45,7 +46,11 @@ class CTSConfig(MetaConfig):
     aggregate_every: int = 1
 
 
-@register_method("ours", display="CTS (ours)", config=CTSConfig)
+# The distribution of each tuned key (benchmark.tune); trial 0 is the default above.
+SEARCH = {"meta_lr": LogUniform(0.01, 1.0), "reset_every": Choice(25, 50, 100, 200)}
+
+
+@register_method("ours", display="CTS (ours)", config=CTSConfig, search=SEARCH)
 class CTS(Method):
     shift = True  # Reptile is this policy without the shift
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from omegaconf import II
 
 from methods.base import MetaConfig, register_method
+from methods.search import Choice, LogUniform
 from methods.ours import CTS
 
 
@@ -43,6 +44,10 @@ class ReptileConfig(MetaConfig):
     aggregate_every: int = II(".reset_every")
 
 
-@register_method("reptile", display="Reptile", config=ReptileConfig)
+# The distribution of each tuned key (benchmark.tune); trial 0 is the default above.
+SEARCH = {"meta_lr": LogUniform(0.03, 1.0), "reset_every": Choice(25, 50, 100, 200)}
+
+
+@register_method("reptile", display="Reptile", config=ReptileConfig, search=SEARCH)
 class Reptile(CTS):
     shift = False

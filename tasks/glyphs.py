@@ -12,7 +12,9 @@ to 55) and style (alphabets, abjads, syllabaries, digits, symbols), so the suite
 heterogeneous the way the paper's source tasks are, at 28 x 28 grey pixels.
 
 Sources have 100 training images per class; targets have 15 (a limited-data
-meta-test, as in the paper) and 40 test images per class. Rendering is deterministic
+meta-test, as in the paper) and 40 test images per class. Three more scripts (Lao,
+Ogham, Old Italic) are the validation tasks, rendered exactly like the targets: runs
+meta-test them too, and ``benchmark.tune`` selects hyperparameters on them alone. Rendering is deterministic
 given the script, split and seed; the result is cached as uint8 tensors keyed by
 everything that determines it, so an inner step never touches PIL.
 """
@@ -56,9 +58,13 @@ CANDIDATES: dict[str, tuple[list[int], int]] = {
     "tifinagh": (_span(0x2D30, 0x2D65), 55),
     "nko": (_span(0x7CA, 0x7EA), 33),
     "canadian": (_span(0x1401, 0x1676)[::12], 45),  # every 12th syllable: distinct shapes
+    "lao": (_span(0xE81, 0xEAE), 40),
+    "ogham": (_span(0x1681, 0x169A), 26),  # the 26 letters; not the space mark or the feather marks
+    "old_italic": (_span(0x10300, 0x1031E), 31),
 }
 SOURCES = ("latin", "greek", "cyrillic", "armenian", "hebrew", "arabic", "math", "digits")
 TARGETS = ("georgian", "tifinagh", "nko", "canadian")
+VALIDATION = ("lao", "ogham", "old_italic")  # rendered like the targets; only for selecting hyperparameters
 
 
 @functools.lru_cache(maxsize=None)
@@ -153,11 +159,11 @@ def load(script: str, data_cfg) -> Splits:
                          lambda: _render_splits(script, train, test, SIZE))
 
 
-for _script in SOURCES + TARGETS:
+for _script in SOURCES + TARGETS + VALIDATION:
     register_task(f"glyphs_{_script}", num_classes=len(script_chars(_script)), channels=1, image_size=SIZE,
                   pad=0, flip=False)(functools.partial(load, _script))
 
 # Fine-tuning pre-trains on the largest and most varied source (40 classes, 4000 images),
 # as the paper's pre-trains on Tiny ImageNet, the largest of its sources.
 register_suite("glyphs", sources=[f"glyphs_{s}" for s in SOURCES], targets=[f"glyphs_{s}" for s in TARGETS],
-               finetune_source="glyphs_math")
+               validation=[f"glyphs_{s}" for s in VALIDATION], finetune_source="glyphs_math")

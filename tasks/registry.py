@@ -52,34 +52,40 @@ def register_task(name: str, **facts: Any) -> Callable[[Callable[[Any], Splits]]
 
 @dataclass
 class SuiteConfig:
-    """A named set of source tasks (meta-training) and target tasks (meta-testing)."""
+    """A named set of source tasks (meta-training), target tasks (meta-testing, reported) and
+    validation tasks (meta-tested like the targets, used only to select hyperparameters)."""
 
     name: str = "?"
     sources: list[str] = field(default_factory=list)
     targets: list[str] = field(default_factory=list)
+    validation: list[str] = field(default_factory=list)  # never trained on, never reported as a result
     finetune_source: str = ""  # what the fine-tuning baseline pre-trains on (method=finetune)
 
     def __post_init__(self) -> None:
-        for key in ("sources", "targets"):
+        for key in ("sources", "targets", "validation"):
             names = getattr(self, key)
-            if not names:
+            if not names and key != "validation":
                 raise ValueError(f"suite.{key}: must name at least one task")
             for name in names:
                 if name not in TASKS:
                     raise ValueError(f"suite.{key}: unknown task {name!r}; valid task names: {', '.join(TASKS)}")
             if len(set(names)) != len(names):
                 raise ValueError(f"suite.{key}: a task is named twice: {names}")
-        for name in set(self.sources) & set(self.targets):
-            raise ValueError(f"suite: task {name!r} is named in two roles, suite.sources and suite.targets; "
-                             "a task is either meta-trained on or meta-tested, never both")
-        if self.finetune_source:
-            if self.finetune_source not in TASKS:
-                raise ValueError(f"suite.finetune_source: unknown task {self.finetune_source!r}; "
-                                 f"valid task names: {', '.join(TASKS)}")
-            if self.finetune_source in self.targets:
-                raise ValueError(f"suite: task {self.finetune_source!r} is named in two roles, suite.finetune_source "
-                                 "and suite.targets")
-        used = [*self.sources, *self.targets, *([self.finetune_source] if self.finetune_source else [])]
+        if self.finetune_source and self.finetune_source not in TASKS:
+            raise ValueError(f"suite.finetune_source: unknown task {self.finetune_source!r}; "
+                             f"valid task names: {', '.join(TASKS)}")
+        # A task has one role. Fine-tuning's source may be a meta-training source (both train on it).
+        roles = [("sources", self.sources), ("targets", self.targets), ("validation", self.validation),
+                 ("finetune_source", [self.finetune_source] if self.finetune_source else [])]
+        for i, (key_a, names_a) in enumerate(roles):
+            for key_b, names_b in roles[i + 1:]:
+                if {key_a, key_b} == {"sources", "finetune_source"}:
+                    continue
+                for name in [n for n in names_a if n in names_b]:
+                    raise ValueError(f"suite: task {name!r} is named in two roles, suite.{key_a} and suite.{key_b}; "
+                                     "a task is trained on, reported, or used for selection: only one of these")
+        used = [*self.sources, *self.targets, *self.validation,
+                *([self.finetune_source] if self.finetune_source else [])]
         channels = {TASKS.get(n).channels for n in used}
         if len(channels) > 1:
             raise ValueError(f"suite: tasks mix channel counts {sorted(channels)}; one body needs one input format")
@@ -90,6 +96,7 @@ class SuiteEntry:
     name: str
     sources: tuple[str, ...]
     targets: tuple[str, ...]
+    validation: tuple[str, ...]
     finetune_source: str
     defaults: dict  # overrides of other config groups for this suite, e.g. {"train": {"steps": 200000}}
 
@@ -98,7 +105,8 @@ SUITES: Registry[SuiteEntry] = Registry("suite")
 
 
 def register_suite(name: str, sources: list[str], targets: list[str], finetune_source: str,
-                   **defaults: dict) -> SuiteEntry:
-    """A suite: its sources, targets, the task fine-tuning pre-trains on, and its defaults
-    for other config groups (e.g. ``train={"steps": 200000}``, ``model="resnet20"``)."""
-    return SUITES.add(name, SuiteEntry(name, tuple(sources), tuple(targets), finetune_source, defaults))
+                   validation: list[str] = (), **defaults: dict) -> SuiteEntry:
+    """A suite: its sources, targets, validation tasks, the task fine-tuning pre-trains on, and
+    its defaults for other config groups (e.g. ``train={"steps": 200000}``, ``model="resnet20"``)."""
+    return SUITES.add(name, SuiteEntry(name, tuple(sources), tuple(targets), tuple(validation), finetune_source,
+                                       defaults))

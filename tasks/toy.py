@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from tasks.registry import Splits, register_suite, register_task
 
 SIZE = 12
-CLASSES = {"toy_a": 3, "toy_b": 4, "toy_c": 5, "toy_d": 3, "toy_e": 4, "toy_f": 3}
+CLASSES = {"toy_a": 3, "toy_b": 4, "toy_c": 5, "toy_d": 3, "toy_e": 4, "toy_f": 3, "toy_v": 4}
 
 
 def _gen(*parts: object) -> torch.Generator:
@@ -44,5 +44,6 @@ for _name, _classes in CLASSES.items():
         lambda data_cfg, _n=_name, _c=_classes: make_toy(_n, _c)
     )
 
-register_suite("toy", sources=["toy_a", "toy_b", "toy_c", "toy_d"], targets=["toy_e", "toy_f"], finetune_source="toy_c",
+register_suite("toy", sources=["toy_a", "toy_b", "toy_c", "toy_d"], targets=["toy_e", "toy_f"], validation=["toy_v"],
+               finetune_source="toy_c",
                train={"steps": 20, "batch_size": 8, "log_every": 5}, metatest={"steps": 10, "batch_size": 8})

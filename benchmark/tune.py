@@ -1,0 +1,239 @@
+"""``python -m benchmark.tune [method=a,b] [trials=N] [seeds=[100,...]] [overrides...]``: an equal-budget random search.
+
+Every method gets the same number of ``trials``: trial 0 is its default, trial t > 0 a
+draw from the search space declared beside its config (``methods.search``), seeded by
+(suite, method, t) alone. Each trial runs once per tuning seed as an ordinary run folder,
+through the sweep machinery: done runs are skipped, interrupted ones resume, and
+``launcher=slurm`` submits one job array. Keys every method shares (inner optimizer,
+batch size, steps) are never tuned, so every method gets the same inner compute.
+
+A trial's score is the mean over the tuning seeds of ``validation_mean``: the accuracy of
+the final phi on the suite's validation tasks (``suite.validation``), which are neither
+trained on nor reported. Target accuracy is never read. Once all of a method's trials
+have finished, ``<results_dir>/selected/<suite>/<method>.yaml`` records the best trial
+(see ``benchmark.selection``); run the same command again after a SLURM submission to
+write it. A diverged trial scores nothing and is never selected.
+
+Tuning seeds must be disjoint from the report seeds 0..report_seeds-1 (default 5): the
+runs that are reported never took part in choosing their configuration.
+
+Examples::
+
+    python -m benchmark.tune method=ours,reptile trials=12 seeds=[100,101]
+    python -m benchmark.tune trials=8 runner.threads=1 results_dir=results/protocol   # every method
+    python -m benchmark.tune trials=8 launcher=slurm
+    python -m benchmark.tune trials=8 --status
+    python -m benchmark.sweep core hparams=results/selected/glyphs seed=0,1,2,3,4      # then: report seeds
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import yaml
+
+from benchmark import selection
+from benchmark.config import compose_config
+from benchmark.grid import GridError, compose_points, dedupe, load_grid, override_text
+from benchmark.launchers import LaunchError, Run
+from benchmark.run import EXIT_CONFIG
+from benchmark.selection import Trial
+from benchmark import sweep
+from methods.base import METHODS
+from methods.search import describe, draw
+
+DEFAULT_TRIALS = 8
+DEFAULT_SEEDS = (100,)
+DEFAULT_REPORT_SEEDS = 5
+TUNE_KEYS = ("method", "trials", "seeds", "report_seeds", "launcher")
+
+
+class TuneError(ValueError):
+    """A bad tune request: nothing was run."""
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmark.tune", description=__doc__.split("\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog="\n".join(__doc__.split("\n")[1:]))
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help=(
+        f"method=a,b (default: every registered method); trials=N configurations per method (default "
+        f"{DEFAULT_TRIALS}); seeds=[s,...] tuning seeds (default {list(DEFAULT_SEEDS)}); report_seeds=S: "
+        f"seeds 0..S-1 are reserved for reporting (default {DEFAULT_REPORT_SEEDS}); launcher=local|slurm; "
+        "slurm.<key>=, local.<key>=; any other key=value is a run override for every trial"))
+    parser.add_argument("--status", action="store_true", help="print every trial's runs and scores; start nothing")
+    args = parser.parse_intermixed_args(argv)
+    args.options, args.run_overrides = {}, []
+    for text in args.overrides:
+        key, eq, value = text.partition("=")
+        if eq and key in TUNE_KEYS:
+            args.options[key] = value
+        else:
+            args.run_overrides.append(text)
+    return args
+
+
+def _ints(key: str, text: str) -> list[int]:
+    try:
+        value = yaml.safe_load(text if text.startswith("[") else f"[{text}]")
+        if not value or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise TypeError
+    except (yaml.YAMLError, TypeError):
+        raise TuneError(f"{key}: must be integers, e.g. {key}=[100,101], got {text!r}") from None
+    if len(set(value)) != len(value):
+        raise TuneError(f"{key}: a seed is named twice: {value}")
+    return value
+
+
+def _positive(key: str, text: str) -> int:
+    (value,) = _ints(key, text)
+    if value < 1:
+        raise TuneError(f"{key}: must be >= 1, got {value}")
+    return value
+
+
+def plan(options: dict[str, str], run_overrides: list[str]) -> tuple[dict, list[Run], sweep.Grid]:
+    """Every method's trials x seeds as validated runs (one per point, same order), before any
+    compute; a bad request raises TuneError or GridError naming the key."""
+    methods = options.get("method", ",".join(METHODS.names())).split(",")
+    for name in methods:
+        if name not in METHODS:
+            raise TuneError(f"method: unknown method {name!r}; valid: {', '.join(METHODS.names())}")
+    trials = _positive("trials", options.get("trials", str(DEFAULT_TRIALS)))
+    seeds = _ints("seeds", options.get("seeds", str(list(DEFAULT_SEEDS))))
+    report = _positive("report_seeds", options.get("report_seeds", str(DEFAULT_REPORT_SEEDS)))
+    overlap = sorted(set(seeds) & set(range(report)))
+    if overlap:
+        raise TuneError(f"seeds: tuning seeds {overlap} are also report seeds (0..{report - 1}); a configuration "
+                        f"must not be chosen on the runs that report it: tune on seeds from 100 up")
+    grid = load_grid("-", run_overrides)
+    if grid.axes:
+        raise TuneError(f"{', '.join(grid.axes)}: the tune takes no axes (key=a,b); it draws the tuned keys itself")
+    for override in grid.cli:
+        key = override.partition("=")[0].lstrip("+~")
+        if key == "seed":
+            raise TuneError("seed: the tune sets each run's seed; give the tuning seeds as seeds=[...]")
+        for name in methods:
+            if key.startswith("method.") and key[len("method."):] in METHODS.get(name).search:
+                raise TuneError(f"{key}: tuned for {name} ({METHODS.get(name).search[key[7:]]}); drop the override")
+    try:
+        cfg = compose_config([f"method={methods[0]}", *grid.cli])
+    except ValueError as e:
+        raise GridError(str(e).split("\nConfig search path")[0]) from None
+    if not cfg.suite.validation:
+        raise TuneError(f"suite.validation: suite {cfg.suite.name!r} names no validation tasks, and the tune "
+                        "selects on validation tasks only")
+    points = []
+    for name in methods:
+        space = METHODS.get(name).search
+        # Every trial names every tuned key, trial 0 too (with the defaults of today): a selection
+        # file stays exact when the defaults change later (they become the selected values).
+        default = vars(compose_config([f"method={name}", *grid.cli]).method) if space else {}
+        for t in range(trials):
+            values = {**{k: default[k] for k in sorted(space)}, **draw(space, cfg.suite.name, name, t)}
+            drawn = [f"method.{k}={override_text(v)}" for k, v in values.items()]
+            for seed in seeds:
+                points.append(({"method": name, "trial": str(t), "seed": str(seed)},
+                               dedupe([*grid.cli, f"method={name}", f"seed={seed}", *drawn])))
+    runs = compose_points(points)
+    request = {"methods": methods, "trials": trials, "seeds": seeds, "suite": cfg.suite.name,
+               "validation": list(cfg.suite.validation), "results_dir": Path(cfg.results_dir), "shared": grid.cli}
+    return request, runs, grid
+
+
+def trials_of(request: dict, runs: list[Run]) -> dict[str, list[Trial]]:
+    """method -> its trials, with the validation_mean of each finished run (never target accuracy)."""
+    out: dict[str, list[Trial]] = {}
+    by_point = iter(runs)
+    for name in request["methods"]:
+        out[name] = []
+        for t in range(request["trials"]):
+            members = [next(by_point) for _ in request["seeds"]]
+            tuned = set(METHODS.get(name).search)
+            drawn = [o for o in members[0].overrides if o.partition("=")[0][len("method."):] in tuned
+                     and o.startswith("method.")]
+            trial = Trial(t, drawn, {int(r.axes["seed"]): r.dir.id for r in members})
+            for run in members:
+                seed = int(run.axes["seed"])
+                if run.dir.done:
+                    trial.validation[seed] = float(run.dir.summary()["validation_mean"])
+                elif run.dir.diverged:
+                    trial.diverged.append(seed)
+            out[name].append(trial)
+    return out
+
+
+def report(request: dict, trials: dict[str, list[Trial]], write: bool) -> list[str]:
+    """Print each method's trial table; write its selection file once all its trials finished.
+    Returns the methods still waiting for runs."""
+    folder = request["results_dir"] / "selected" / request["suite"]
+    waiting = []
+    for name, rows in trials.items():
+        chosen = selection.select(rows) if all(t.complete for t in rows) else None
+        print(f"\n{name}: {len(rows)} trials x seeds {request['seeds']}, validation mean accuracy (%)")
+        for t in rows:
+            per_seed = " ".join(f"{100 * t.validation[s]:6.2f}" if s in t.validation else
+                                ("  div." if s in t.diverged else "     -") for s in request["seeds"])
+            score = "" if math.isnan(t.score) else f"{100 * t.score:6.2f}"
+            mark = "*" if chosen is not None and t.index == chosen.index else " "
+            print(f" {mark} trial {t.index:>2}  {per_seed}  mean {score:>6}  {' '.join(t.overrides) or '(default)'}")
+        if chosen is None:
+            waiting.append(name)
+            if all(t.complete for t in rows):
+                print(f"  no trial of {name} finished without diverging: nothing to select")
+            continue
+        if write:
+            record = selection.selection_record(name, request["suite"], rows, chosen, request["seeds"],
+                                                describe(METHODS.get(name).search), request["validation"],
+                                                request["shared"])
+            print(f"  selected trial {chosen.index}: {selection.write(folder, record)}")
+    return waiting
+
+
+def _first_of_each(runs: list[Run]) -> list[Run]:
+    """One run per folder (trials of a method with nothing to tune are one run), the first named."""
+    seen: dict[str, Run] = {}
+    for run in runs:
+        seen.setdefault(run.dir.id, run)
+    return list(seen.values())
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    launcher = args.options.get("launcher", "local")
+    try:
+        if launcher not in ("local", "slurm"):
+            raise TuneError(f"launcher: {launcher!r} is not one of local, slurm")
+        request, runs, grid = plan(args.options, args.run_overrides)
+    except (TuneError, GridError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    unique = list(_first_of_each(runs))
+    if args.status:
+        sweep.print_status(unique)
+        report(request, trials_of(request, runs), write=False)
+        return 0
+    queue = sweep.launchers.squeue()
+    states = [sweep.state(r, queue)[0] for r in unique]
+    todo = [r for r, s in zip(unique, states) if s in sweep.LAUNCH]
+    print(f"tune of {', '.join(request['methods'])} on {request['suite']}: {request['trials']} trials x seeds "
+          f"{request['seeds']}; {sweep.counts(states)}; {len(todo)} to "
+          f"{'submit' if launcher == 'slurm' else 'run here'}")
+    try:
+        if launcher == "slurm":
+            code = sweep.submit(todo, grid.slurm)
+        else:
+            code = sweep.run_here(todo, grid.local)
+    except LaunchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    waiting = report(request, trials_of(request, runs), write=True)
+    if waiting:
+        print(f"\nnot selected yet (unfinished trials): {', '.join(waiting)}; run this command again when they finish")
+    return 1 if code == 1 else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
