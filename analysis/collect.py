@@ -1,5 +1,9 @@
 """Read run folders into tidy DataFrames: one row per run x target, per curve point, per log row.
 
+Targets are the results. Validation tasks (``suite.validation``, used only to select
+hyperparameters) go to a frame of their own, ``validation.csv``, and never into the
+tables of results.
+
 Only complete run folders are read, and only when their files parse and agree with their
 summary.json (see ``analysis.rundirs``); diverged, incomplete and unreadable folders are
 listed, never half-read. Everything the tables and figures show is computed from the
@@ -47,6 +51,7 @@ class Collection:
     curves: pd.DataFrame  # curves.csv: run x target x phi step
     training: pd.DataFrame  # training.csv: run x logged step x source task
     swept: list[str]  # the hyperparameter columns of runs.csv
+    validation: pd.DataFrame = field(default_factory=pd.DataFrame)  # validation.csv: run x validation task
     incomplete: list[str] = field(default_factory=list)  # run folders with neither ``done`` nor ``diverged``
     diverged: list[str] = field(default_factory=list)  # "folder: ours seed 0 diverged at ..." per diverged run
     unreadable: list[str] = field(default_factory=list)  # "folder/file[:line]: error" for done folders skipped
@@ -184,7 +189,7 @@ def collect(root: str | Path, only: set[Path] | None = None) -> Collection:
             unreadable.append(str(e))
     infos, swept = _describe(runs, root)
     id_cols = ID_COLUMNS + swept
-    run_rows, curve_rows, train_rows = [], [], []
+    run_rows, curve_rows, train_rows, validation_rows = [], [], [], []
     for run, info in zip(runs, infos):
         s = run["summary"]
         ident = {k: info.get(k) for k in id_cols}
@@ -193,8 +198,12 @@ def collect(root: str | Path, only: set[Path] | None = None) -> Collection:
             run_rows.append({**ident, "target": target, "accuracy": acc, "inner_steps": s["inner_steps"],
                              "wall_seconds": s["wall_seconds"], "git_commit": s.get("git_commit", "unknown"),
                              **tail, "_sort": info["_sort"]})
+        for task, acc in (s.get("validation_accuracy") or {}).items():
+            validation_rows.append({**ident, "task": task, "accuracy": acc, **tail, "_sort": info["_sort"]})
         per_step = inner_steps_per_step(run)
         for row in run["metatest"]:
+            if row.get("role", "target") != "target":  # validation tasks select; they are not results
+                continue
             final = row["phi_step"] == "final"
             inner = s["inner_steps"] if final else row["phi_step"] * per_step
             curve_rows.append({**ident, "target": row["target"], "phi_step": str(row["phi_step"]),
@@ -208,6 +217,7 @@ def collect(root: str | Path, only: set[Path] | None = None) -> Collection:
         curves=_ordered(_frame(curve_rows, swept), ["inner_steps"]),
         training=_ordered(_frame(train_rows, swept), ["step", "task"]),
         swept=swept,
+        validation=_ordered(_frame(validation_rows, swept), []),
         incomplete=[rel(f, root) for f in incomplete],
         diverged=[diverged_line(f, root) for f in diverged],
         unreadable=unreadable,

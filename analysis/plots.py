@@ -22,6 +22,7 @@ import seaborn as sns  # noqa: E402
 
 from analysis.collect import label_keys, method_order, per_run_curves, row_labels, variant_label  # noqa: E402
 from analysis.stats import mean_ci_frame  # noqa: E402
+from methods.base import display_name  # noqa: E402
 
 SIZE = (3.3, 2.5)  # inches: one column
 DPI = 200
@@ -218,4 +219,43 @@ def accuracy_vs_k(runs: pd.DataFrame, swept: list[str], style: dict[str, Style],
         ax.set_xlabel("K (method.reset_every)")
         ax.set_ylabel("Mean target accuracy (%)")
         _legend(fig, *ax.get_legend_handles_labels())
+        return _save(fig, out, stem)
+
+
+def sensitivity(trials: pd.DataFrame, style: dict[str, Style], out: Path, stem: str) -> list[Path] | None:
+    """Validation accuracy of every tuning trial against each tuned key (one panel per key,
+    log x), a method per colour; the selected trial ringed. Flat clouds are robust methods,
+    steep ones fragile. Methods with nothing to tune have no points. Wider than one column."""
+    keys = [c for c in trials.columns if c.startswith("method.")]
+    df = trials.dropna(subset=["validation"])
+    keys = [k for k in keys if df[k].notna().sum() >= 2]
+    if not keys:
+        return None
+    grey = Style((0.5, 0.5, 0.5), "o", "-", "", "")
+    with sns.axes_style("whitegrid"), plt.rc_context(RC):
+        fig = plt.figure(figsize=(2.2 * len(keys), SIZE[1] + 0.3), layout="constrained")
+        axes = fig.subplots(1, len(keys), sharey=True, squeeze=False)[0]
+        drawn: dict[str, Line2D] = {}
+        for ax, key in zip(axes, keys):
+            for method in method_order(list(df["method"].unique())):
+                m = df[(df["method"] == method) & df[key].notna()]
+                if m.empty:
+                    continue
+                s = style.get(display_name(method), grey)
+                x, y = m[key].astype(float), 100 * m["validation"]
+                ax.scatter(x, y, color=s.color, marker=s.marker, s=14, linewidths=0)
+                chosen = m[m["selected"].astype(bool)]
+                ax.scatter(chosen[key].astype(float), 100 * chosen["validation"], facecolors="none",
+                           edgecolors="black", s=40, linewidths=0.8)
+                drawn.setdefault(display_name(method), Line2D([], [], color=s.color, marker=s.marker, ls=""))
+            ax.set_xscale("log")
+            values = sorted(df[key].dropna().astype(float).unique())
+            if len(values) <= 6:  # a choice (K in {25, 50, 100, 200}): its values as ticks
+                ax.set_xticks(values, [f"{v:g}" for v in values])
+                ax.minorticks_off()
+            ax.set_xlabel(key)
+        axes[0].set_ylabel("Validation accuracy (%)")
+        drawn["selected"] = Line2D([], [], marker="o", markerfacecolor="none", markeredgecolor="black", ls="")
+        fig.legend(list(drawn.values()), list(drawn), loc="outside lower center", ncol=min(len(drawn), 5),
+                   frameon=False, handletextpad=0.3, columnspacing=0.8)
         return _save(fig, out, stem)

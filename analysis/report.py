@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import plots, tables
+from analysis import plots, protocol, tables
 from analysis.collect import Collection, collect
 
 CSV_OPTIONS = {"keep_default_na": False, "na_values": [""]}  # a target named "NA" stays a name
@@ -54,7 +54,8 @@ def read_csv(path: Path) -> pd.DataFrame:
 
 def write_csvs(collection: Collection, out: Path) -> dict[str, pd.DataFrame]:
     """Write the tidy CSVs and read them back: the tables are built from exactly these bytes."""
-    frames = {"runs": collection.runs, "curves": collection.curves, "training": collection.training}
+    frames = {"runs": collection.runs, "curves": collection.curves, "training": collection.training,
+              "validation": collection.validation}
     back = {}
     for name, df in frames.items():
         if df.empty:
@@ -80,8 +81,20 @@ def suite_section(suite: str, frames: dict[str, pd.DataFrame], swept: list[str],
 
     accuracy = tables.accuracy_table(runs, suite)
     steps = tables.steps_to_95(runs, curves, suite)
-    (out / f"accuracy{suffix}.tex").write_text(tables.to_latex(accuracy))
-    (out / f"steps_to_95{suffix}.tex").write_text(tables.to_latex(steps))
+    agg, imp = tables.aggregates(runs)
+    agg.to_csv(out / f"aggregate{suffix}.csv", index=False)
+    imp.to_csv(out / f"improvement{suffix}.csv", index=False)
+    aggregate, improvement = tables.aggregate_table(agg, suite), tables.improvement_table(imp, suite)
+    for name, table in (("accuracy", accuracy), ("steps_to_95", steps), ("aggregate", aggregate),
+                        ("improvement", improvement)):
+        (out / f"{name}{suffix}.tex").write_text(tables.to_latex(table))
+    tuned = protocol.read(out) if (out / protocol.PROTOCOL).exists() else None
+    head: list[str] = []
+    if tuned and suite in tuned[0]:
+        gap = protocol.selection_gap(tuned[1], suite)
+        (out / f"selection_gap{suffix}.tex").write_text(tables.to_latex(gap))
+        head = [*protocol.paragraph(tuned[0], suite, sorted(int(s) for s in pd.unique(runs["seed"]))),
+                "### Selection gap", "", gap.caption, "", tables.to_markdown(gap), ""]
 
     # (title, files or None, why a figure may be missing)
     figures = [
@@ -95,9 +108,16 @@ def suite_section(suite: str, frames: dict[str, pd.DataFrame], swept: list[str],
            "no method meta-tested at two or more phi steps (metatest.at_steps)") for t in targets],
         ("Accuracy vs K", plots.accuracy_vs_k(runs, swept, style, out, f"accuracy_vs_K{suffix}"),
          "no method was run at two or more values of method.reset_every"),
+        ("Sensitivity: validation accuracy of every tuning trial vs each tuned key",
+         plots.sensitivity(tuned[1][tuned[1]["suite"] == suite], style, out, f"sensitivity{suffix}") if head else None,
+         "no tune given (--tune)"),
     ]
-    lines = [f"## Suite `{suite}`", "", "### Final meta-test accuracy", "", accuracy.caption, "",
-             tables.to_markdown(accuracy), "", "### Inner steps to 95% of the best", "", steps.caption, "",
+    lines = [f"## Suite `{suite}`", "", *head, "### Final meta-test accuracy", "", accuracy.caption, "",
+             tables.to_markdown(accuracy), "", "### Aggregates over seeds and targets", "", aggregate.caption, "",
+             tables.to_markdown(aggregate), "", f"Data: [aggregate{suffix}.csv](aggregate{suffix}.csv).", "",
+             improvement.caption, "", tables.to_markdown(improvement, corner="P(row > column)"), "",
+             f"Data: [improvement{suffix}.csv](improvement{suffix}.csv).", "",
+             "### Inner steps to 95% of the best", "", steps.caption, "",
              tables.to_markdown(steps), "", "### Figures", ""]
     for title, paths, why_not in figures:
         if paths:
@@ -119,7 +139,9 @@ def write_report(results: Path, collection: Collection, out: Path) -> None:
     lines = ["# lsml-bench report", "",
              f"From `{results}`: {n_runs} complete runs; {skipped}. "
              "Data: [runs.csv](runs.csv) (final phi, run x target), [curves.csv](curves.csv) "
-             "(accuracy along meta-training), [training.csv](training.csv) (meta-training logs).", "",
+             "(accuracy along meta-training), [training.csv](training.csv) (meta-training logs)"
+             + (", [validation.csv](validation.csv) (validation tasks: for selection, never results)"
+                if not collection.validation.empty else "") + ".", "",
              "Swept hyperparameters (columns of runs.csv): "
              + (", ".join(f"`{k}`" for k in collection.swept) or "none") + ".", ""]
     for suite in suites:
@@ -157,13 +179,14 @@ def from_report(folder: Path) -> Collection:
     tables and figures are functions of runs.csv, curves.csv and training.csv, and the
     skipped runs are listed in skipped.json (a report written before it existed lacks it)."""
     frames = {name: read_csv(folder / f"{name}.csv") if (folder / f"{name}.csv").exists()
-              else pd.DataFrame() for name in ("runs", "curves", "training")}
+              else pd.DataFrame() for name in ("runs", "curves", "training", "validation")}
     swept = hyperparameter_columns(frames["runs"])
+    tidy = dict(runs=frames["runs"], curves=frames["curves"], training=frames["training"], swept=swept,
+                validation=frames["validation"])
     if not (folder / SKIPPED).exists():
-        return Collection(frames["runs"], frames["curves"], frames["training"], swept, skipped_known=False)
+        return Collection(**tidy, skipped_known=False)
     skipped = json.loads((folder / SKIPPED).read_text())
-    return Collection(frames["runs"], frames["curves"], frames["training"], swept,
-                      **{kind: list(skipped.get(kind, [])) for kind in SKIPPED_KINDS})
+    return Collection(**tidy, **{kind: list(skipped.get(kind, [])) for kind in SKIPPED_KINDS})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("results", type=Path, help="a results directory (searched recursively for run folders), "
                         "or a report folder, which is regenerated from its CSVs")
     parser.add_argument("--out", type=Path, help="report folder (default: <results>/report)")
+    parser.add_argument("--tune", type=Path, help="the results folder of the benchmark.tune that chose the runs' "
+                        "hyperparameters: adds the protocol, the selection gap and the sensitivity figure")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     results = args.results.resolve()
@@ -196,12 +221,21 @@ def main(argv: list[str] | None = None) -> int:
     if n := duplicates(collection):
         print(f"warning: {n} run x target rows repeat a method/variant/seed; tables average them")
 
+    try:
+        tuned = protocol.read_tune(args.tune.resolve()) if args.tune else None
+    except protocol.ProtocolError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     umask = os.umask(0)
     os.umask(umask)
     tmp.chmod(0o777 & ~umask)  # mkdtemp's private 0700 would outlive the rename
     try:
+        if tuned:
+            protocol.write(tmp, *tuned)
+        elif is_report and (results / protocol.PROTOCOL).exists():  # regenerated: keep its protocol
+            protocol.write(tmp, *protocol.read(results))
         write_report(args.results, collection, tmp)  # the path as the user gave it
         replace_dir(tmp, out)
     finally:

@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.collect import per_run_curves, row_labels
-from analysis.stats import ALPHA, CONFIDENCE, not_worse_than_best, paired_p, t_interval
+from analysis.stats import (ALPHA, CONFIDENCE, aggregate, not_worse_than_best, paired_p, probability_of_improvement,
+                            t_interval)
 
 MISSING = "--"  # a method with no runs for a column: shown, never dropped
 MEAN = "Mean"
@@ -136,6 +137,50 @@ def steps_to_95(runs: pd.DataFrame, curves: pd.DataFrame, suite: str, fraction: 
         f"at that resolution. {MISSING}: no curve over all targets."
     )
     return Table(cells, flags, flags.copy(), caption, f"tab:steps-to-95-{suite}")
+
+
+def scores(runs: pd.DataFrame) -> pd.DataFrame:
+    """One line per (row, target, seed): the input of the rliable aggregates, in percent."""
+    df = runs.assign(row=row_labels(runs), accuracy=100 * runs["accuracy"])
+    return df.groupby(["row", "target", "seed"], sort=False, as_index=False)["accuracy"].mean()
+
+
+def aggregates(runs: pd.DataFrame, reps: int = 2000, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(aggregate.csv, improvement.csv) frames: mean and IQM over (seed x target) with stratified
+    bootstrap 95% intervals; P(row X > row Y) with its interval. Seeded: the same runs give
+    the same numbers."""
+    s = scores(runs)
+    return aggregate(s, reps=reps, seed=seed), probability_of_improvement(s, reps=reps, seed=seed)
+
+
+def aggregate_table(agg: pd.DataFrame, suite: str, reps: int = 2000) -> Table:
+    fmt = lambda m, lo, hi: f"{m:.1f} [{lo:.1f}, {hi:.1f}]"  # noqa: E731
+    cells = pd.DataFrame({
+        "Mean [95% CI]": [fmt(*r) for r in agg[["mean", "mean_lo", "mean_hi"]].itertuples(index=False)],
+        "IQM [95% CI]": [fmt(*r) for r in agg[["iqm", "iqm_lo", "iqm_hi"]].itertuples(index=False)],
+    }, index=list(agg["method"]))
+    bold = pd.DataFrame(False, index=cells.index, columns=cells.columns)
+    bold.iloc[:, 0] = (agg["mean"] == agg["mean"].max()).to_numpy()
+    bold.iloc[:, 1] = (agg["iqm"] == agg["iqm"].max()).to_numpy()
+    caption = (f"Aggregate meta-test accuracy (%) on the {suite} targets over all (seed x target) scores: mean and "
+               f"interquartile mean (IQM, the mean of the middle 50%), each with a stratified-bootstrap 95% interval "
+               f"({reps} resamples of seeds within each target; percentile method). Bold: best.")
+    return Table(cells, bold, pd.DataFrame(False, index=cells.index, columns=cells.columns), caption,
+                 f"tab:aggregate_{suite}")
+
+
+def improvement_table(imp: pd.DataFrame, suite: str) -> Table:
+    """Rows X, columns Y: P(X > Y) with its interval; bold where the interval lies above 1/2."""
+    rows = list(dict.fromkeys(imp["method_x"]))
+    cells = pd.DataFrame(MISSING, index=rows, columns=rows)
+    bold = pd.DataFrame(False, index=rows, columns=rows)
+    for r in imp.itertuples(index=False):
+        cells.loc[r.method_x, r.method_y] = f"{r.p:.2f} [{r.p_lo:.2f}, {r.p_hi:.2f}]"
+        bold.loc[r.method_x, r.method_y] = bool(r.p_lo > 0.5)
+    caption = (f"Probability of improvement on the {suite} targets: P(row > column), the chance that a run of the "
+               "row's method beats one of the column's on a target, averaged over targets (ties count half), "
+               "with a stratified-bootstrap 95% interval. Bold: the interval lies above 0.5.")
+    return Table(cells, bold, pd.DataFrame(False, index=rows, columns=rows), caption, f"tab:improvement_{suite}")
 
 
 def latex_escape(text: str) -> str:

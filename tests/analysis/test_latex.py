@@ -9,10 +9,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from analysis.collect import collect
-from analysis.tables import accuracy_table, steps_to_95, to_latex
+from analysis.protocol import selection_gap
+from analysis.tables import (accuracy_table, aggregate_table, aggregates, improvement_table, steps_to_95,
+                             to_latex)
 
 RUNS = Path(__file__).resolve().parents[1] / "fixtures" / "runs"
 # All a paper needs for these tables: booktabs rules; \textbf and \underline are LaTeX's own.
@@ -21,6 +24,9 @@ DOCUMENT = r"""\documentclass{article}
 \begin{document}
 \input{accuracy.tex}
 \input{steps_to_95.tex}
+\input{aggregate.tex}
+\input{improvement.tex}
+\input{selection_gap.tex}
 \end{document}
 """
 
@@ -33,6 +39,13 @@ def test_tables_compile(tmp_path):
     c = collect(RUNS)
     (tmp_path / "accuracy.tex").write_text(to_latex(accuracy_table(c.runs, "toy")))
     (tmp_path / "steps_to_95.tex").write_text(to_latex(steps_to_95(c.runs, c.curves, "toy")))
+    agg, imp = aggregates(c.runs[c.runs["suite"] == "toy"], reps=200)
+    (tmp_path / "aggregate.tex").write_text(to_latex(aggregate_table(agg, "toy")))
+    (tmp_path / "improvement.tex").write_text(to_latex(improvement_table(imp, "toy")))
+    trials = pd.DataFrame({"suite": "toy", "method": ["ours", "ours", "scratch"], "trial": [0, 1, 0],
+                           "validation": [0.5, 0.6, 0.3], "target": [0.55, 0.52, 0.3],
+                           "selected": [False, True, True]})
+    (tmp_path / "selection_gap.tex").write_text(to_latex(selection_gap(trials, "toy")))
     (tmp_path / "doc.tex").write_text(DOCUMENT)
     out = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
                          capture_output=True, text=True, timeout=120)

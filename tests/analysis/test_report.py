@@ -15,6 +15,7 @@ from analysis.report import from_report, main, replace_dir
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / "tests" / "fixtures" / "runs"
 FILES = ["runs.csv", "curves.csv", "training.csv", "skipped.json", "accuracy.tex", "steps_to_95.tex", "summary.md",
+         "aggregate.csv", "aggregate.tex", "improvement.csv", "improvement.tex",
          *[f"{stem}.{ext}" for stem in ("training_loss", "metaconvergence", "metaconvergence_toy_e",
                                          "metaconvergence_toy_f", "accuracy_vs_K") for ext in ("png", "pdf")]]
 

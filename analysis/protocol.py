@@ -1,0 +1,137 @@
+"""The tuning protocol in a report: what was searched, what was chosen, what test-set selection would have chosen.
+
+Reads a tune's results folder (``benchmark.tune``): its selection files
+(``selected/<suite>/<method>.yaml``) and its run folders. Writes two files into the
+report, from which everything below is computed, so a report regenerates from its own
+folder:
+
+- ``protocol.json``: per suite and method, the trials, tuning seeds, search space,
+  criterion and the selected overrides;
+- ``trials.csv``: one line per trial: its tuned values, its validation accuracy (what
+  selection read) and its target accuracy on the tuning seeds (what selection never read).
+
+The *selection gap* table sets each method's selected trial beside the *oracle* trial,
+the one with the best target accuracy on the tuning seeds: how much choosing on the test
+targets would have flattered the method. The sensitivity figure plots validation
+accuracy against each tuned key.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from analysis.collect import collect, method_order
+from analysis.tables import MISSING, Table
+from methods.base import display_name
+
+PROTOCOL = "protocol.json"
+TRIALS = "trials.csv"
+
+
+class ProtocolError(ValueError):
+    """A tune folder without selection files, or one whose files disagree with its runs."""
+
+
+def _value(text: str):
+    return yaml.safe_load(text)
+
+
+def read_tune(tune: Path) -> tuple[dict, pd.DataFrame]:
+    """(protocol, trials) from a tune's results folder."""
+    files = sorted((tune / "selected").glob("*/*.yaml"))
+    if not files:
+        raise ProtocolError(f"--tune: {tune / 'selected'} holds no <suite>/<method>.yaml (run benchmark.tune)")
+    collection = collect(tune)
+    runs = collection.runs
+    target = (runs.groupby("config_hash")["accuracy"].mean() if not runs.empty else pd.Series(dtype=float))
+    protocol: dict = {}
+    rows = []
+    for path in files:
+        record = yaml.safe_load(path.read_text())
+        suite, method = record["suite"], record["method"]
+        protocol.setdefault(suite, {})[method] = {
+            k: record[k] for k in ("trials", "distinct_configurations", "tuning_seeds", "search_space", "criterion",
+                                   "validation_tasks", "overrides", "trial", "score")}
+        for trial in record["table"]:
+            ids = list(trial["run_ids"].values())
+            scores = [target.get(i) for i in ids]
+            row = {"suite": suite, "method": method, "trial": trial["trial"],
+                   "overrides": " ".join(trial["overrides"]),
+                   "validation": trial["score"],
+                   "target": (sum(scores) / len(scores)) if all(s is not None for s in scores) else None,
+                   "selected": trial["trial"] == record["trial"]}
+            row.update({o.partition("=")[0]: _value(o.partition("=")[2]) for o in trial["overrides"]})
+            rows.append(row)
+    trials = pd.DataFrame(rows)
+    order = {m: i for i, m in enumerate(method_order(list(trials["method"].unique())))}
+    trials = trials.sort_values(["suite", "method", "trial"], key=lambda c: c.map(order) if c.name == "method"
+                                else c, kind="stable").reset_index(drop=True)
+    return protocol, trials
+
+
+def write(out: Path, protocol: dict, trials: pd.DataFrame) -> None:
+    (out / PROTOCOL).write_text(json.dumps(protocol, indent=1) + "\n")
+    trials.to_csv(out / TRIALS, index=False)
+
+
+def read(folder: Path) -> tuple[dict, pd.DataFrame] | None:
+    if not (folder / PROTOCOL).exists():
+        return None
+    return json.loads((folder / PROTOCOL).read_text()), pd.read_csv(folder / TRIALS)
+
+
+def paragraph(protocol: dict, suite: str, report_seeds: list[int]) -> list[str]:
+    """The Markdown lines stating the protocol of one suite."""
+    methods = protocol.get(suite)
+    if not methods:
+        return []
+    first = next(iter(methods.values()))
+    counts = sorted({m["trials"] for m in methods.values()})
+    budgets = ", ".join(f"{name}: {m['trials']}" for name, m in methods.items())
+    equal = f"every method got the same {counts[0]} trials" if len(counts) == 1 else f"UNEQUAL budgets ({budgets})"
+    lines = ["### Protocol", "",
+             f"Hyperparameters were chosen by `benchmark.tune`, a random search in which {equal} "
+             f"(trial 0: the default of the time; then draws from each method's search space, declared beside "
+             f"its config in `methods/<name>.py`), each run on tuning seeds {first['tuning_seeds']}. "
+             f"Selection criterion: {first['criterion']}; the validation tasks are "
+             f"{', '.join(f'`{t}`' for t in first['validation_tasks'])}. "
+             f"The tables report seeds {report_seeds}, disjoint from the tuning seeds, at each method's selected "
+             "configuration. Keys shared by all methods (inner optimizer, batch size, steps) were not tuned: every "
+             "method had the same inner compute.", "",
+             "| Method | Trials (distinct) | Search space | Selected | Validation (%) |",
+             "|---|--:|---|---|--:|"]
+    for name in method_order(list(methods)):
+        m = methods[name]
+        space = "; ".join(f"`{k}` {v}" for k, v in m["search_space"].items()) or "nothing to tune"
+        chosen = " ".join(f"`{o}`" for o in m["overrides"]) or "(default)"
+        lines.append(f"| {display_name(name)} | {m['trials']} ({m['distinct_configurations']}) | {space} | "
+                     f"{chosen} | {100 * m['score']:.2f} |")
+    return [*lines, ""]
+
+
+def selection_gap(trials: pd.DataFrame, suite: str) -> Table:
+    """Per method: the selected trial's target accuracy vs the oracle's (best on targets), tuning seeds."""
+    rows = {}
+    for method, group in trials[trials["suite"] == suite].groupby("method", sort=False):
+        selected = group[group["selected"]].iloc[0]
+        scored = group.dropna(subset=["target"])
+        oracle = scored.loc[scored["target"].idxmax()] if not scored.empty else None
+        pct = lambda v: MISSING if v is None or pd.isna(v) else f"{100 * v:.1f}"  # noqa: E731
+        rows[display_name(method)] = {
+            "Selected trial": str(int(selected["trial"])),
+            "Its target acc.": pct(selected["target"]),
+            "Oracle trial": MISSING if oracle is None else str(int(oracle["trial"])),
+            "Oracle target acc.": MISSING if oracle is None else pct(oracle["target"]),
+            "Gap (points)": MISSING if oracle is None or pd.isna(selected["target"])
+            else f"{100 * (oracle['target'] - selected['target']):.1f}",
+        }
+    cells = pd.DataFrame.from_dict(rows, orient="index")
+    false = pd.DataFrame(False, index=cells.index, columns=cells.columns)
+    caption = (f"Selection gap on {suite}: mean target accuracy (%) over the tuning seeds of the trial selected on "
+               "validation tasks, and of the oracle trial, the best on the targets themselves. The gap is how much "
+               "selecting on the test targets would have flattered each method; the reported tables use the "
+               "selected trial at fresh seeds.")
+    return Table(cells, false, false.copy(), caption, f"tab:selection_gap_{suite}")
