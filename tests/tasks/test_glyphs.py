@@ -9,13 +9,15 @@ from tasks.registry import SUITES, TASKS
 def test_suite_shape_and_heterogeneity():
     suite = SUITES.get("glyphs")
     assert len(suite.sources) >= 8 and len(suite.targets) >= 4
-    assert set(suite.sources).isdisjoint(suite.targets)
-    counts = [TASKS.get(n).num_classes for n in (*suite.sources, *suite.targets)]
+    assert len(suite.validation) >= 3
+    roles = [*suite.sources, *suite.targets, *suite.validation]
+    assert len(set(roles)) == len(roles), "a script in two roles"
+    counts = [TASKS.get(n).num_classes for n in roles]
     assert all(10 <= c <= 60 for c in counts), counts
     assert max(counts) - min(counts) >= 30, "class counts should range from about 10 to about 60"
 
 
-@pytest.mark.parametrize("script", glyphs.SOURCES + glyphs.TARGETS)
+@pytest.mark.parametrize("script", glyphs.SOURCES + glyphs.TARGETS + glyphs.VALIDATION)
 def test_every_character_is_covered_by_two_fonts(script):
     for cp, fonts in glyphs.script_chars(script):
         assert len(fonts) >= 2
@@ -31,7 +33,7 @@ def test_render_is_deterministic_and_seeded():
     assert a[0].tobytes() != c[0].tobytes()
 
 
-@pytest.mark.parametrize("script", glyphs.SOURCES + glyphs.TARGETS)
+@pytest.mark.parametrize("script", glyphs.SOURCES + glyphs.TARGETS + glyphs.VALIDATION)
 def test_images_have_ink_in_frame(script):
     x, y = glyphs.render(script, 2, seed=0)
     n = len(glyphs.script_chars(script))
@@ -54,3 +56,15 @@ def test_loader_caches_uint8_tensors(tmp_path):
     assert len(list(tmp_path.glob("glyphs-digits-*.pt"))) == 1
     again = TASKS.get("glyphs_digits").load(Data)
     assert (again.train_x == first.train_x).all() and (again.test_y == first.test_y).all()
+
+
+def test_validation_scripts_are_rendered_like_the_targets(tmp_path):
+    """Same per-class train and test sizes as the targets (a limited-data meta-test)."""
+    class Data:
+        cache_dir = str(tmp_path)
+
+    for script in glyphs.VALIDATION:
+        splits = TASKS.get(f"glyphs_{script}").load(Data)
+        n = len(glyphs.script_chars(script))
+        assert (len(splits.train_y), len(splits.test_y)) == (n * glyphs.TARGET_SPLIT[0], n * glyphs.TARGET_SPLIT[1])
+        assert np.bincount(splits.train_y.numpy(), minlength=n).tolist() == [glyphs.TARGET_SPLIT[0]] * n

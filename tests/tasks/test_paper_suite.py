@@ -24,5 +24,6 @@ def test_paper_suite_dry_run_on_fixtures(tmp_path):
     (run,) = (tmp_path / "results" / "paper" / "ours").iterdir()
     assert (run / "done").exists()
     summary = json.loads((run / "summary.json").read_text())
-    assert set(summary["target_accuracy"]) == {"stl10", "oxford_pets", "food101", "cifar10", "dtd", "flowers102"}
+    assert set(summary["target_accuracy"]) == {"stl10", "oxford_pets", "food101"}  # the targets the paper shows
+    assert set(summary["validation_accuracy"]) == {"cifar10", "dtd", "flowers102"}  # for selection only
     assert "resnet20" in (run / "config.yaml").read_text()

@@ -17,7 +17,7 @@ import torch
 import dataset_fixtures as fx
 from tasks.decode import check_splits, load_image
 from tasks.registry import TASKS, Splits
-from tasks.vision import PAPER_SOURCES, PAPER_TARGETS, MissingDataset
+from tasks.vision import PAPER_SOURCES, PAPER_TARGETS, PAPER_VALIDATION, MissingDataset
 
 REAL_CLASSES = {
     "tiny_imagenet_1": 100, "tiny_imagenet_2": 100, "cifar100": 100, "stanford_dogs": 120, "fgvc_aircraft": 100,
@@ -28,7 +28,7 @@ REAL_CLASSES = {
 PAPER_SIZES = {"tiny_imagenet_1": 64, "tiny_imagenet_2": 64, "cifar100": 32, "stanford_dogs": 84,
                "fgvc_aircraft": 84, "cub200": 84, "fashion_mnist": 28, "svhn": 32, "tiny_imagenet": 64}
 FINETUNE_SOURCE = "tiny_imagenet"  # all 200 classes: what the fine-tuning baseline pre-trains on
-ALL = [*PAPER_SOURCES, *PAPER_TARGETS, FINETUNE_SOURCE]
+ALL = [*PAPER_SOURCES, *PAPER_TARGETS, *PAPER_VALIDATION, FINETUNE_SOURCE]
 EXPECTED = {**fx.EXPECTED, FINETUNE_SOURCE: (400, 200, 0)}  # both halves' images
 
 
@@ -42,8 +42,9 @@ def cfg(root: Path, cache: Path) -> SimpleNamespace:
 
 
 def test_paper_tasks_are_registered_with_the_paper_facts():
-    assert len(PAPER_SOURCES) == 8 and len(PAPER_TARGETS) == 6 and set(ALL) == set(REAL_CLASSES)
-    assert FINETUNE_SOURCE not in (*PAPER_SOURCES, *PAPER_TARGETS)
+    assert (len(PAPER_SOURCES), len(PAPER_TARGETS), len(PAPER_VALIDATION)) == (8, 3, 3)
+    assert set(ALL) == set(REAL_CLASSES)
+    assert FINETUNE_SOURCE not in (*PAPER_SOURCES, *PAPER_TARGETS, *PAPER_VALIDATION)
     for name in ALL:
         spec = TASKS.get(name)
         size = PAPER_SIZES.get(name, 32)  # every target is meta-tested at 32 px
