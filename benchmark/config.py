@@ -52,7 +52,8 @@ class MetaTestConfig:
     weight_decay: float = 5e-4
     milestones: list[float] = field(default_factory=lambda: [0.4, 0.7, 0.9])  # fractions of steps
     gamma: float = 0.3
-    at_steps: list[int] = field(default_factory=list)  # also meta-test phi saved at these steps
+    at_steps: list[int] = field(default_factory=list)  # also meta-test phi saved at these steps (on the targets)
+    validation_at_steps: bool = False  # ... and on the validation tasks too (the final phi always is)
 
     def __post_init__(self) -> None:
         for key in ("steps", "batch_size", "lr"):

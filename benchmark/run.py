@@ -128,14 +128,17 @@ def _identity(cfg: Config, run: RunDir) -> dict:
 
 
 def finish(cfg: Config, run: RunDir, data: dict[str, Splits], device, result: dict, progress: bool) -> None:
-    """Meta-test phi (final, and every saved ``metatest.at_steps``) on the targets and the
-    validation tasks alike, then mark the run done."""
+    """Meta-test the final phi on the targets and the validation tasks, and every saved
+    ``metatest.at_steps`` phi on the targets (and on the validation tasks if
+    ``metatest.validation_at_steps``); then mark the run done."""
     steps = sorted(s for s in cfg.metatest.at_steps if (run.checkpoints / f"phi_{s}.pt").exists())
     tasks = [("target", t) for t in cfg.suite.targets] + [("validation", t) for t in cfg.suite.validation]
     rows, final = [], {"target": {}, "validation": {}}
     for phi_step in [*steps, "final"]:
         phi = run.load_phi(phi_step)
         for role, task in tasks:
+            if role == "validation" and phi_step != "final" and not cfg.metatest.validation_at_steps:
+                continue
             try:
                 acc = meta_test(cfg, phi, TASKS.get(task), data[task], device, progress,
                                 desc=f"meta-test {task} @ {phi_step}")

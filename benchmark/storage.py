@@ -32,14 +32,20 @@ from benchmark import atomic
 NOT_IDENTITY = ("results_dir", "data.root", "data.cache_dir", "data.download", "runner", "checkpoint.every")
 
 
+# Keys added after run folders existed, with their defaults: a key at its default is left
+# out of the hash, so every older run keeps its id (and is found, skipped, resumed).
+ADDED_KEYS = {"metatest.validation_at_steps": False}
+
+
 def identity(config: dict) -> dict:
     config = json.loads(json.dumps(config))
-    for key in NOT_IDENTITY:
+    for key in (*NOT_IDENTITY, *ADDED_KEYS):
         *parents, leaf = key.split(".")
         node = config
         for p in parents:
             node = node.get(p, {})
-        node.pop(leaf, None)
+        if key in NOT_IDENTITY or (leaf in node and node[leaf] == ADDED_KEYS[key]):
+            node.pop(leaf, None)
     return config
 
 
