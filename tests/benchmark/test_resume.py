@@ -179,6 +179,24 @@ def test_runs_that_differ_only_in_paths_share_a_run_id(tmp_path):
     assert ids[0] == ids[1] != ids[2]
 
 
+def test_a_key_added_later_keeps_old_run_ids_at_its_default():
+    """storage.ADDED_KEYS: a config written before the key existed and one holding its default
+    hash alike; setting it away from the default is another run."""
+    from benchmark.storage import ADDED_KEYS, run_id
+
+    new = OmegaConf.to_container(OmegaConf.structured(make_config("suite=toy")), resolve=True)
+    assert "metatest.validation_at_steps" in ADDED_KEYS and new["metatest"]["validation_at_steps"] is False
+    old = json.loads(json.dumps(new))
+    del old["metatest"]["validation_at_steps"]
+    changed = json.loads(json.dumps(new))
+    changed["metatest"]["validation_at_steps"] = True
+    assert run_id(new) == run_id(old) != run_id(changed)
+    # the id of a glyphs run of today's defaults, recorded on 2026-12-01 (the protocol's tune runs)
+    tuned = make_config("method=ours", "seed=100", "method.meta_lr=0.1", "method.reset_every=100",
+                        "results_dir=results/tune")
+    assert run_id(OmegaConf.to_container(OmegaConf.structured(tuned), resolve=True)) == "54bf3062f7a3"
+
+
 def test_a_resume_under_another_thread_count_warns_and_the_layout_is_recorded(tmp_path, monkeypatch, capfd):
     cut, checkpoints, _ = crashed_at_25(tmp_path, monkeypatch, "cut")
     assert json.loads((checkpoints / "resume.json").read_text())["threads"] == 1
