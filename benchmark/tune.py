@@ -33,6 +33,8 @@ import sys
 from pathlib import Path
 
 import yaml
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
 
 from benchmark import selection
 from benchmark.config import compose_config
@@ -118,10 +120,7 @@ def plan(options: dict[str, str], run_overrides: list[str]) -> tuple[dict, list[
         for name in methods:
             if key.startswith("method.") and key[len("method."):] in METHODS.get(name).search:
                 raise TuneError(f"{key}: tuned for {name} ({METHODS.get(name).search[key[7:]]}); drop the override")
-    try:
-        cfg = compose_config([f"method={methods[0]}", *grid.cli])
-    except ValueError as e:
-        raise GridError(str(e).split("\nConfig search path")[0]) from None
+    cfg = _compose([f"method={methods[0]}", *grid.cli])
     if not cfg.suite.validation:
         raise TuneError(f"suite.validation: suite {cfg.suite.name!r} names no validation tasks, and the tune "
                         "selects on validation tasks only")
@@ -130,7 +129,7 @@ def plan(options: dict[str, str], run_overrides: list[str]) -> tuple[dict, list[
         space = METHODS.get(name).search
         # Every trial names every tuned key, trial 0 too (with the defaults of today): a selection
         # file stays exact when the defaults change later (they become the selected values).
-        default = vars(compose_config([f"method={name}", *grid.cli]).method) if space else {}
+        default = vars(_compose([f"method={name}", *grid.cli]).method) if space else {}
         for t in range(trials):
             values = {**{k: default[k] for k in sorted(space)}, **draw(space, cfg.suite.name, name, t)}
             drawn = [f"method.{k}={override_text(v)}" for k, v in values.items()]
@@ -141,6 +140,14 @@ def plan(options: dict[str, str], run_overrides: list[str]) -> tuple[dict, list[
     request = {"methods": methods, "trials": trials, "seeds": seeds, "suite": cfg.suite.name,
                "validation": list(cfg.suite.validation), "results_dir": Path(cfg.results_dir), "shared": grid.cli}
     return request, runs, grid
+
+
+def _compose(overrides: list[str]):
+    """A validated run config; a bad key or value (Hydra's errors included) is a GridError naming it."""
+    try:
+        return compose_config(overrides)
+    except (HydraException, OmegaConfBaseException, ValueError) as e:
+        raise GridError(str(e).split("\nConfig search path")[0].strip()) from None
 
 
 def trials_of(request: dict, runs: list[Run]) -> dict[str, list[Trial]]:
@@ -232,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     waiting = report(request, trials_of(request, runs), write=True)
     if waiting:
         print(f"\nnot selected yet (unfinished trials): {', '.join(waiting)}; run this command again when they finish")
-    return 1 if code == 1 else 0
+    return code if code in (1, 130) else 0  # failed or interrupted; a diverged trial is a result of the search
 
 
 if __name__ == "__main__":

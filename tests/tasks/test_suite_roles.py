@@ -26,7 +26,8 @@ def test_fine_tuning_may_pretrain_on_a_meta_training_source_and_validation_may_b
     assert compose_config(["suite=toy"]).suite.validation == ["toy_v"]
 
 
-@pytest.mark.parametrize("validation,named", [(["toy_v", "toy_v"], "a task is named twice"), (["nope"], "unknown task")])
+@pytest.mark.parametrize("validation,named", [(["toy_v", "toy_v"], "a task is named twice"),
+                                              (["nope"], "unknown task")])
 def test_bad_validation_tasks_name_the_key(validation, named):
     with pytest.raises(ValueError, match=f"suite.validation: {named}"):
         SuiteConfig("x", sources=["toy_a"], targets=["toy_e"], validation=validation)

@@ -1,0 +1,399 @@
+"""Hyperparameter selection: search-space draws, the tune's plan and refusals, run rows with
+a role, selection on validation accuracy only, resume, and ``sweep ... hparams=``.
+
+One tiny tune (ours, 3 trials, seed 100) is shared by the module; tests that change its
+folders work on a copy (run ids leave results_dir out, so a copied folder is the same runs)."""
+import contextlib
+import copy
+import dataclasses
+import io
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
+
+from benchmark.config import compose_config, validate
+from benchmark.grid import GridError, compose_points, compose_runs, expand, load_grid
+from benchmark.run import execute
+from benchmark.selection import SelectionError, Trial, read_dir, select, selection_record, write
+from benchmark.tune import main, plan, trials_of
+from helpers import ROOT
+from methods import METHODS
+from methods.search import Choice, LogUniform, describe, draw
+
+TINY = ["suite=toy", "runner.threads=1", "train.steps=10", "metatest.steps=3"]
+OURS = METHODS.get("ours")
+
+
+def tune(results, *extra) -> tuple[int, str]:
+    """Run the tiny 3-trial tune of ours into ``results``: (exit code, stdout)."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["method=ours", "trials=3", *TINY, f"results_dir={results}", *extra])
+    return code, out.getvalue()
+
+
+def selection_of(results) -> dict:
+    return yaml.safe_load((results / "selected" / "toy" / "ours.yaml").read_text())
+
+
+def values(overrides: list[str]) -> dict:
+    """``["method.meta_lr=0.1", ...]`` -> ``{"meta_lr": 0.1, ...}``."""
+    return {o.partition("=")[0].removeprefix("method."): yaml.safe_load(o.partition("=")[2]) for o in overrides}
+
+
+def run_folders(results) -> dict[str, dict]:
+    """run id -> its config.yaml and summary.json, read straight from the folders."""
+    return {p.name: {"config": yaml.safe_load((p / "config.yaml").read_text()),
+                     "summary": json.loads((p / "summary.json").read_text()), "path": p}
+            for p in sorted((results / "toy" / "ours").iterdir())}
+
+
+def defaults(entry) -> dict:
+    """The tuned keys' defaults, as the method's config class declares them."""
+    return {f.name: f.default for f in dataclasses.fields(entry.config) if f.name in entry.search}
+
+
+def trial_of(config: dict) -> int:
+    """Which of the 3 trials a run's config is, from the draws themselves (trial 0: the defaults)."""
+    configs = {t: defaults(OURS) | draw(OURS.search, "toy", "ours", t) for t in range(3)}
+    (t,) = [t for t, c in configs.items() if all(config["method"][k] == v for k, v in c.items())]
+    return t
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory):
+    results = tmp_path_factory.mktemp("tune")
+    code, out = tune(results)
+    assert code == 0, out
+    return results, out
+
+
+def copy_of(tuned, tmp_path):
+    results = tmp_path / "copy"
+    shutil.copytree(tuned[0], results)
+    return results
+
+
+# ---------------------------------------------------------------- draws
+def test_draws_are_deterministic_and_trial_zero_is_the_default():
+    space = OURS.search
+    assert draw(space, "toy", "ours", 0) == {}
+    assert draw(space, "toy", "ours", 3) == draw(dict(reversed(space.items())), "toy", "ours", 3)
+    trials = [draw(space, "glyphs", "ours", t) for t in range(1, 9)]
+    assert trials == [draw(space, "glyphs", "ours", t) for t in range(1, 9)]
+    assert all(set(d) == set(space) for d in trials)
+    assert len({tuple(sorted(d.items())) for d in trials}) == len(trials)  # trials differ
+    # Seeded by (suite, method, trial): another suite or method draws otherwise.
+    assert trials[0] != draw(space, "toy", "ours", 1)
+    assert trials[0] != draw(space, "glyphs", "reptile", 1)
+    with pytest.raises(ValueError, match="trial"):
+        draw(space, "toy", "ours", -1)
+
+
+def test_draws_do_not_depend_on_the_process():
+    """Every machine draws the same configurations: no per-process hash seeds the draw.
+    (methods/search.py is loaded alone: a fresh process without torch starts in a blink.)"""
+    code = ("import importlib.util, json; spec = importlib.util.spec_from_file_location('s', 'methods/search.py'); "
+            "s = importlib.util.module_from_spec(spec); "
+            "import sys; sys.modules['s'] = s; spec.loader.exec_module(s); "
+            "space = {'meta_lr': s.LogUniform(0.01, 1.0), 'reset_every': s.Choice(25, 50, 100, 200), "
+            "'reg_lambda': s.LogUniform(0.1, 10.0)}; "
+            "print(json.dumps([s.draw(space, 'glyphs', 'imaml', t) for t in range(1, 4)]))")
+    here = [draw(METHODS.get("imaml").search, "glyphs", "imaml", t) for t in range(1, 4)]
+    for hash_seed in ("1", "2"):
+        proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "PYTHONHASHSEED": hash_seed}, check=False)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout) == here
+
+
+@pytest.mark.parametrize("low,high", [(0.01, 1.0), (0.005, 0.5), (0.1, 10.0)])
+def test_log_uniform_draws_lie_in_range_log_uniformly_at_two_digits(low, high):
+    got = np.array([draw({"x": LogUniform(low, high)}, "toy", "m", t)["x"] for t in range(1, 401)])
+    assert all(float(f"{v:.2g}") == v for v in got)  # readable run configs
+    assert got.min() >= low * (1 - 0.05) and got.max() <= high * (1 + 0.05)  # 2 digits round by < 5%
+    logs = (np.log(got) - math.log(low)) / (math.log(high) - math.log(low))
+    assert logs.min() < 0.05 and logs.max() > 0.95  # the whole range is searched
+    assert 0.4 < np.mean(got < math.sqrt(low * high)) < 0.6  # uniform in log: half below the geometric mean
+
+
+def test_choice_draws_every_value_and_nothing_else():
+    got = [draw({"k": Choice(25, 50, 100, 200)}, "toy", "m", t)["k"] for t in range(1, 201)]
+    assert set(got) == {25, 50, 100, 200}
+    assert Choice(1, 2) == Choice(1, 2) and Choice(1, 2) != Choice(2, 1)
+
+
+def test_bad_search_spaces_are_refused():
+    for bad in [lambda: LogUniform(1.0, 0.5), lambda: LogUniform(0.0, 1.0), lambda: Choice()]:
+        with pytest.raises(ValueError):
+            bad()
+    assert describe(OURS.search) == {"method.meta_lr": "log-uniform [0.01, 1]",
+                                     "method.reset_every": "choice {25, 50, 100, 200}"}
+
+
+def test_every_method_tunes_keys_of_its_config_and_its_draws_validate():
+    """The draws of trials 1..7 on glyphs are valid run configs of each method: one compose per
+    method, then each draw set on it (interpolations such as Reptile's aggregate_every =
+    reset_every still resolve) and validated as a run config is."""
+    with initialize_config_module("benchmark.conf", version_base="1.3"):
+        for name in METHODS.names():
+            entry = METHODS.get(name)
+            fields = {f.name for f in dataclasses.fields(entry.config)}
+            assert set(entry.search) <= fields - {"name"}, name
+            assert all(isinstance(d, (LogUniform, Choice)) for d in entry.search.values()), name
+            base = compose("config", overrides=[f"method={name}", "suite=glyphs"])
+            for t in range(1, 8):
+                drawn = draw(entry.search, "glyphs", name, t)
+                cfg = copy.deepcopy(base)
+                for key, value in drawn.items():
+                    OmegaConf.update(cfg, f"method.{key}", value)
+                method = validate(cfg).method
+                assert {k: getattr(method, k) for k in drawn} == drawn, (name, t)
+
+
+def test_the_registry_refuses_a_search_key_its_config_lacks():
+    from methods.base import register_method
+
+    with pytest.raises(ValueError, match="not_a_key"):
+        register_method("nope", display="Nope", config=OURS.config, search={"not_a_key": Choice(1)})
+    assert "nope" not in METHODS
+
+
+# ---------------------------------------------------------------- plan and refusals
+def test_plan_gives_every_method_the_same_trials_and_trial_zero_its_defaults(tmp_path):
+    shared = ["suite=toy", f"results_dir={tmp_path}"]
+    request, runs, _ = plan({"method": "ours,imaml,scratch", "trials": "2", "seeds": "[100,101]"}, shared)
+    assert len(runs) == 3 * 2 * 2
+    assert [r.axes for r in runs[:4]] == [{"method": "ours", "trial": t, "seed": s}
+                                          for t in "01" for s in ("100", "101")]
+    trials = trials_of(request, runs)
+    assert {m: len(ts) for m, ts in trials.items()} == {"ours": 2, "imaml": 2, "scratch": 2}
+    assert all(set(t.run_ids) == {100, 101} for ts in trials.values() for t in ts)
+    plain = compose_points([({}, [*shared, f"method={m}", f"seed={s}"]) for m in trials for s in (100, 101)])
+    for name, ts in trials.items():
+        entry = METHODS.get(name)
+        assert values(ts[0].overrides) == defaults(entry)
+        assert values(ts[1].overrides) == draw(entry.search, "toy", name, 1)
+        # Trial 0 is the very run a plain `method=<name> seed=<s>` names.
+        assert list(ts[0].run_ids.values()) == [r.dir.id for r in plain if r.dir.config["method"]["name"] == name]
+    assert trials["scratch"][0].run_ids == trials["scratch"][1].run_ids  # nothing to tune: one run per seed
+    assert trials["ours"][0].run_ids != trials["ours"][1].run_ids
+
+
+@pytest.mark.parametrize("args,named", [
+    (["method=ours", "seeds=[3,100]"], "[3]"),
+    (["method=ours", "seeds=[100]", "report_seeds=101"], "[100]"),
+    (["method=ours", "seed=5"], "seed"),
+    (["method=ours", "method.meta_lr=0.1"], "method.meta_lr"),
+    (["method=reptile,imaml", "method.reg_lambda=1.0"], "method.reg_lambda"),
+    (["method=nomethod"], "nomethod"),
+    (["method=ours", "suite.validation=[]"], "suite.validation"),
+    (["method=ours", "trials=0"], "trials"),
+    (["method=ours", "seeds=[100,100]"], "seeds"),
+    (["method=ours", "train.steps=5,10"], "train.steps"),
+    (["method=ours", "method.nokey=1"], "method.nokey"),  # fails today: a Hydra error escapes plan()
+    (["method=ours", "model=nomodel"], "nomodel"),  # fails today: the same
+    (["method=ours", "launcher=bogus"], "launcher"),
+])
+def test_a_bad_tune_request_is_refused_before_anything_exists(tmp_path, capsys, args, named):
+    results = tmp_path / "results"
+    # (tiny, so that a refusal that regresses fails the test in seconds, not minutes)
+    assert main(["trials=1", *TINY, *args, f"results_dir={results}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and named in err
+    assert not results.exists()
+
+
+def test_help_names_trials_and_seeds(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "trials=" in out and "seeds=" in out and "report_seeds" in out
+
+
+# ---------------------------------------------------------------- runs: rows with a role
+def test_runs_meta_test_validation_tasks_apart_from_targets(tuned):
+    for run in run_folders(tuned[0]).values():
+        rows = [json.loads(line) for line in (run["path"] / "metatest.jsonl").read_text().splitlines()]
+        assert sorted((r["target"], r["role"]) for r in rows) == [("toy_e", "target"), ("toy_f", "target"),
+                                                                   ("toy_v", "validation")]
+        final = {r["target"]: r["accuracy"] for r in rows}
+        s = run["summary"]
+        assert s["target_accuracy"] == {"toy_e": final["toy_e"], "toy_f": final["toy_f"]}
+        assert s["mean_accuracy"] == pytest.approx((final["toy_e"] + final["toy_f"]) / 2)  # toy_v is not a result
+        assert s["validation_accuracy"] == {"toy_v": final["toy_v"]}
+        assert s["validation_mean"] == final["toy_v"]
+
+
+def test_validation_tasks_are_meta_tested_on_the_final_phi_and_on_at_steps_only_when_asked(tmp_path):
+    roles = [("toy_e", "target"), ("toy_f", "target"), ("toy_v", "validation")]
+    at_steps = [*TINY, f"results_dir={tmp_path}", "checkpoint.phi_every=5", "metatest.at_steps=[5]"]
+    rows = execute(compose_config(at_steps), progress=False).read("metatest")
+    assert sorted((str(r["phi_step"]), r["target"], r["role"]) for r in rows) == sorted(
+        [("5", "toy_e", "target"), ("5", "toy_f", "target"), *(("final", t, role) for t, role in roles)])
+
+    rows = execute(compose_config([*at_steps, "metatest.validation_at_steps=true"]), progress=False).read("metatest")
+    assert sorted((str(r["phi_step"]), r["target"], r["role"]) for r in rows) == sorted(
+        (step, t, role) for step in ("5", "final") for t, role in roles)
+
+    run = execute(compose_config([*TINY, f"results_dir={tmp_path}", "suite.validation=[]"]), progress=False)
+    assert {r["role"] for r in run.read("metatest")} == {"target"}
+    s = run.summary()
+    assert s["validation_accuracy"] == {} and s["validation_mean"] is None
+    assert set(s["target_accuracy"]) == {"toy_e", "toy_f"}
+
+
+# ---------------------------------------------------------------- selection
+def trial(index, *scores, diverged=()):
+    seeds = list(range(100, 100 + len(scores) + len(diverged)))
+    t = Trial(index, [f"method.meta_lr={index}"], {s: f"id{index}_{s}" for s in seeds})
+    t.validation = {s: v for s, v in zip(seeds, scores) if v is not None}
+    t.diverged = list(seeds[len(scores):])
+    return t
+
+
+def test_select_takes_the_best_mean_the_earliest_on_a_tie_and_never_a_diverged_trial():
+    assert select([trial(0, 0.5, 0.7), trial(1, 0.8, 0.3), trial(2, 0.6, 0.61)]).index == 2
+    assert select([trial(0, 0.5), trial(1, 0.7), trial(2, 0.7)]).index == 1
+    assert select([trial(0, 0.5), trial(1, 0.9, diverged=[1])]).index == 0
+    assert math.isnan(trial(1, 0.9, None).score) and not trial(1, 0.9, None).complete
+    assert select([trial(0, diverged=[1])]) is None and select([]) is None
+
+
+def test_a_selection_file_round_trips_and_a_bad_one_is_named(tmp_path):
+    rows = [trial(0, 0.5), trial(1, 0.7)]
+    record = selection_record("ours", "toy", rows, select(rows), [100], describe(OURS.search), ["toy_v"], [])
+    assert (record["trial"], record["score"], record["trials"]) == (1, 0.7, 2)
+    write(tmp_path, record)
+    assert read_dir(tmp_path) == {"ours": ["method.meta_lr=1"]}
+    (tmp_path / "bad.yaml").write_text("method: bad\noverrides: method.meta_lr\n")
+    with pytest.raises(SelectionError, match="bad.yaml"):
+        read_dir(tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SelectionError, match="holds no"):
+        read_dir(tmp_path / "empty")
+
+
+def test_a_tiny_tune_selects_the_trial_of_best_validation_mean(tuned):
+    results, out = tuned
+    record = selection_of(results)
+    folders = run_folders(results)
+    assert len(folders) == 3 and sorted(trial_of(f["config"]) for f in folders.values()) == [0, 1, 2]
+    best_id = max(folders, key=lambda i: (folders[i]["summary"]["validation_mean"], -trial_of(folders[i]["config"])))
+    best = folders[best_id]
+    assert record["trial"] == trial_of(best["config"])
+    assert values(record["overrides"]) == {k: best["config"]["method"][k] for k in OURS.search}
+    assert record["score"] == pytest.approx(best["summary"]["validation_mean"])
+    assert record["table"][record["trial"]]["run_ids"] == {100: best_id}
+    assert (record["trials"], record["tuning_seeds"], record["validation_tasks"]) == (3, [100], ["toy_v"])
+    assert "3 to run here" in out and f"selected trial {record['trial']}" in out
+
+
+def test_an_interrupted_tune_runs_only_what_is_missing(tuned, tmp_path, capsys):
+    results = copy_of(tuned, tmp_path)
+    assert tune(results)[0] == 0  # everything done: nothing runs; the file now names this results_dir
+    before = (results / "selected" / "toy" / "ours.yaml").read_text()
+    folders = run_folders(results)
+    lost, *kept = folders
+    mtimes = {i: (folders[i]["path"] / "summary.json").stat().st_mtime_ns for i in kept}
+    shutil.rmtree(folders[lost]["path"])
+
+    code, out = tune(results)
+    assert code == 0
+    # (the lost run's log is still there: the tune counts it as failed, and runs it again)
+    assert "3 runs: 2 done, 1 failed; 1 to run here" in out and "1 of 1 runs ok" in out
+    assert {i: (folders[i]["path"] / "summary.json").stat().st_mtime_ns for i in kept} == mtimes
+    assert (folders[lost]["path"] / "done").exists()
+    assert (results / "selected" / "toy" / "ours.yaml").read_text() == before
+
+
+def test_selection_never_reads_target_accuracy(tuned, tmp_path):
+    """Targets that rank the trials the other way round change nothing; a validation_mean does."""
+    results = copy_of(tuned, tmp_path)
+    chosen = selection_of(tuned[0])
+    for i, run in run_folders(results).items():
+        s = run["summary"]
+        fake = 0.0 if i == chosen["table"][chosen["trial"]]["run_ids"][100] else 1 - s["validation_mean"]
+        s["target_accuracy"] = {t: fake for t in s["target_accuracy"]}
+        s["mean_accuracy"] = fake
+        (run["path"] / "summary.json").write_text(json.dumps(s))
+    code, out = tune(results)
+    assert code == 0 and "0 to run here" in out
+    again = selection_of(results)
+    assert {k: v for k, v in again.items() if k != "shared_overrides"} == {
+        k: v for k, v in chosen.items() if k != "shared_overrides"}
+
+    # The rerun does read the folders: a better validation_mean elsewhere is selected.
+    other = next(r for r in chosen["table"] if r["trial"] != chosen["trial"])
+    path = results / "toy" / "ours" / other["run_ids"][100] / "summary.json"
+    s = json.loads(path.read_text())
+    path.write_text(json.dumps({**s, "validation_mean": 1.0}))
+    assert tune(results)[0] == 0
+    assert selection_of(results)["trial"] == other["trial"]
+
+
+def test_status_starts_nothing_and_writes_nothing(tuned, tmp_path, capsys):
+    selected = tuned[0] / "selected" / "toy" / "ours.yaml"
+    mtime = selected.stat().st_mtime_ns
+    assert main(["method=ours", "trials=3", *TINY, f"results_dir={tuned[0]}", "--status"]) == 0
+    out = capsys.readouterr().out
+    assert "3 runs: 3 done" in out
+    assert len([line for line in out.splitlines() if line.lstrip(" *").startswith("trial ")]) == 3
+    assert selected.stat().st_mtime_ns == mtime
+    assert main(["method=ours", "trials=3", *TINY, f"results_dir={tmp_path / 'fresh'}", "--status"]) == 0
+    assert "3 runs: 3 missing" in capsys.readouterr().out and not (tmp_path / "fresh").exists()
+
+
+def test_an_interrupted_tune_does_not_exit_as_a_success(tmp_path, monkeypatch):
+    """Ctrl-C during the runs: the sweep exits 130; so must the tune (it returns 0 today)."""
+    from benchmark import launchers
+
+    def interrupted(runs, settings):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(launchers, "run_local", interrupted)
+    code, out = tune(tmp_path)
+    assert "not selected yet" in out
+    assert code == 130
+
+
+@pytest.mark.slow
+def test_the_targets_of_a_suite_do_not_change_its_selection(tuned, tmp_path):
+    """A second tune with other targets: other run folders, the same validation scores and choice."""
+    first = selection_of(tuned[0])
+    code, _ = tune(tmp_path, "suite.targets=[toy_f]")
+    assert code == 0
+    second = selection_of(tmp_path)
+    assert first["table"][0]["run_ids"] != second["table"][0]["run_ids"]
+    for key in ("trial", "overrides", "score"):
+        assert second[key] == first[key], key
+    assert [r["score"] for r in second["table"]] == [r["score"] for r in first["table"]]
+
+
+# ---------------------------------------------------------------- sweep hparams=
+def test_a_sweep_with_hparams_runs_each_method_at_its_selection(tuned, tmp_path):
+    folder = tuned[0] / "selected" / "toy"
+    selected = selection_of(tuned[0])["overrides"]
+    (point,) = expand(load_grid("-", ["method=ours", "suite=toy", f"hparams={folder}", f"results_dir={tmp_path}"]))
+    assert set(selected) <= set(point[1])
+    (run,) = compose_runs([point])
+    assert {k: run.dir.config["method"][k] for k in OURS.search} == values(selected)
+    # The command line wins over the selection.
+    (point,) = expand(load_grid("-", ["method=ours", "suite=toy", f"hparams={folder}", "method.meta_lr=0.5"]))
+    assert "method.meta_lr=0.5" in point[1] and not any(o.startswith("method.meta_lr=") and o != "method.meta_lr=0.5"
+                                                        for o in point[1])
+
+    with pytest.raises(GridError, match="reptile"):
+        expand(load_grid("-", ["method=ours,reptile", "suite=toy", f"hparams={folder}"]))
+    with pytest.raises(GridError, match="nowhere"):
+        load_grid("-", ["method=ours", "suite=toy", f"hparams={tmp_path / 'nowhere'}"])
