@@ -1,5 +1,6 @@
 """``launcher=slurm`` on the local one-node cluster: it submits one job array and returns at
-once, resubmits nothing that is done, and a job requeued mid-run resumes bit-identically."""
+once, resubmits nothing that is done, and a job requeued mid-run resumes bit-identically;
+``benchmark.tune`` submits its trials the same way and selects once they are done."""
 from __future__ import annotations
 
 import json
@@ -9,7 +10,9 @@ import time
 
 import pytest
 import torch
+import yaml
 
+from benchmark import tune
 from benchmark.run import execute
 from benchmark.sweep import main
 from helpers import ROOT, make_config
@@ -77,3 +80,38 @@ def test_a_requeued_job_resumes_bit_identically(slurm_cluster, tmp_path):
     assert got.keys() == want.keys()
     for key in want:
         assert torch.equal(got[key], want[key]), key
+
+
+@pytest.mark.slurm
+def test_tune_submits_one_array_then_selects_the_best_trial(slurm_cluster, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)  # a job runs where it was submitted from
+    # 30 steps, not 10: at 10 both trials score the same and only the tie-break would be tested.
+    shared = ["suite=toy", f"results_dir={tmp_path}", "train.steps=30", "metatest.steps=3", "runner.threads=1"]
+    args = ["method=ours", "trials=2", *shared, *SLURM]
+    assert tune.main(args) == 0
+    out = capsys.readouterr().out
+    assert "2 runs: 2 missing; 2 to submit" in out and "not selected yet" in out, out
+    records = json.loads((tmp_path / ".submitit" / "submitted.json").read_text())
+    assert len(records) == 2 and len({r["job_id"].split("_")[0] for r in records.values()}) == 1  # one array
+
+    assert tune.main([*args, "--status"]) == 0
+    status = capsys.readouterr().out
+    rows = [line.split() for line in status.splitlines() if line.split()[:1] == ["ours"]]
+    assert len(rows) == 2 and all(r[4] in ("running", "done") for r in rows), status
+
+    wait_done(tmp_path, 2, slurm_cluster)
+    assert tune.main(args) == 0
+    out = capsys.readouterr().out
+    assert "2 runs: 2 done; 0 to submit" in out, out
+    assert json.loads((tmp_path / ".submitit" / "submitted.json").read_text()) == records  # nothing resubmitted
+
+    # The best trial, from the run folders themselves (one tuning seed: a trial's score is its run's).
+    _, runs, _ = tune.plan({"method": "ours", "trials": "2"}, shared)
+    scores = {int(r.axes["trial"]): json.loads((r.dir.path / "summary.json").read_text())["validation_mean"]
+              for r in runs}
+    assert len(set(scores.values())) == 2, scores
+    best = max(scores, key=scores.get)
+    selected = yaml.safe_load((tmp_path / "selected" / "toy" / "ours.yaml").read_text())
+    assert selected["trial"] == best and selected["score"] == pytest.approx(scores[best], abs=1e-6), selected
+    assert tune.main([*args, "--status"]) == 0
+    assert f"* trial  {best}" in capsys.readouterr().out
