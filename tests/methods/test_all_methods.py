@@ -13,17 +13,19 @@ from helpers import make_config
 from methods.base import METHODS
 
 # Test settings per method: a method without an entry fails test_every_method_has_settings.
+# The meta step is pinned (the pre-protocol defaults), so the golden phis below test the
+# update rules, not the defaults, which benchmark.tune may change.
 SETTINGS = {
-    "ours": ["method.reset_every=5"],
-    "reptile": ["method.reset_every=5"],
-    "fomaml": ["method.reset_every=5"],
-    "fomaml_pp": ["method.reset_every=5"],
+    "ours": ["method.reset_every=5", "method.meta_lr=0.1"],
+    "reptile": ["method.reset_every=5", "method.meta_lr=1.0"],
+    "fomaml": ["method.reset_every=5", "method.meta_lr=0.3"],
+    "fomaml_pp": ["method.reset_every=5", "method.meta_lr=0.05"],
     "multitask": [],
     "finetune": [],
     "scratch": [],
-    "leap": ["method.reset_every=5"],
-    "imaml": ["method.reset_every=5"],
-    "anil": ["method.reset_every=5"],
+    "leap": ["method.reset_every=5", "method.meta_lr=0.3"],
+    "imaml": ["method.reset_every=5", "method.meta_lr=0.1", "method.reg_lambda=0.5"],
+    "anil": ["method.reset_every=5", "method.meta_lr=1.0"],
 }
 
 
