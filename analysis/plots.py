@@ -222,10 +222,12 @@ def accuracy_vs_k(runs: pd.DataFrame, swept: list[str], style: dict[str, Style],
         return _save(fig, out, stem)
 
 
-def sensitivity(trials: pd.DataFrame, style: dict[str, Style], out: Path, stem: str) -> list[Path] | None:
+def sensitivity(trials: pd.DataFrame, style: dict[str, Style], out: Path, stem: str,
+                choices: frozenset[str] = frozenset()) -> list[Path] | None:
     """Validation accuracy of every tuning trial against each tuned key (one panel per key,
     log x), a method per colour; the selected trial ringed. Flat clouds are robust methods,
-    steep ones fragile. Methods with nothing to tune have no points. Wider than one column."""
+    steep ones fragile. Methods with nothing to tune have no points. Keys in ``choices`` (drawn
+    from a list) get their values as ticks. Wider than one column."""
     keys = [c for c in trials.columns if c.startswith("method.")]
     df = trials.dropna(subset=["validation"])
     keys = [k for k in keys if df[k].notna().sum() >= 2]
@@ -250,7 +252,7 @@ def sensitivity(trials: pd.DataFrame, style: dict[str, Style], out: Path, stem: 
                 drawn.setdefault(display_name(method), Line2D([], [], color=s.color, marker=s.marker, ls=""))
             ax.set_xscale("log")
             values = sorted(df[key].dropna().astype(float).unique())
-            if len(values) <= 6:  # a choice (K in {25, 50, 100, 200}): its values as ticks
+            if key in choices:  # e.g. K in {25, 50, 100, 200}: its values as ticks
                 ax.set_xticks(values, [f"{v:g}" for v in values])
                 ax.minorticks_off()
             ax.set_xlabel(key)

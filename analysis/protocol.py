@@ -35,10 +35,6 @@ class ProtocolError(ValueError):
     """A tune folder without selection files, or one whose files disagree with its runs."""
 
 
-def _value(text: str):
-    return yaml.safe_load(text)
-
-
 def read_tune(tune: Path) -> tuple[dict, pd.DataFrame]:
     """(protocol, trials) from a tune's results folder."""
     files = sorted((tune / "selected").glob("*/*.yaml"))
@@ -63,7 +59,7 @@ def read_tune(tune: Path) -> tuple[dict, pd.DataFrame]:
                    "validation": trial["score"],
                    "target": (sum(scores) / len(scores)) if all(s is not None for s in scores) else None,
                    "selected": trial["trial"] == record["trial"]}
-            row.update({o.partition("=")[0]: _value(o.partition("=")[2]) for o in trial["overrides"]})
+            row.update({o.partition("=")[0]: yaml.safe_load(o.partition("=")[2]) for o in trial["overrides"]})
             rows.append(row)
     trials = pd.DataFrame(rows)
     order = {m: i for i, m in enumerate(method_order(list(trials["method"].unique())))}
@@ -89,18 +85,23 @@ def paragraph(protocol: dict, suite: str, report_seeds: list[int]) -> list[str]:
     if not methods:
         return []
     first = next(iter(methods.values()))
+    tuning = sorted({int(s) for m in methods.values() for s in m["tuning_seeds"]})
+    overlap = sorted(set(tuning) & set(report_seeds))
+    disjoint = ("disjoint from the tuning seeds" if not overlap
+                else f"OVERLAPPING the tuning seeds at {overlap}: these tables are not a clean test")
     counts = sorted({m["trials"] for m in methods.values()})
     budgets = ", ".join(f"{name}: {m['trials']}" for name, m in methods.items())
     equal = f"every method got the same {counts[0]} trials" if len(counts) == 1 else f"UNEQUAL budgets ({budgets})"
     lines = ["### Protocol", "",
              f"Hyperparameters were chosen by `benchmark.tune`, a random search in which {equal} "
              f"(trial 0: the default of the time; then draws from each method's search space, declared beside "
-             f"its config in `methods/<name>.py`), each run on tuning seeds {first['tuning_seeds']}. "
+             f"its config in `methods/<name>.py`), each run on tuning seeds {tuning}. "
              f"Selection criterion: {first['criterion']}; the validation tasks are "
              f"{', '.join(f'`{t}`' for t in first['validation_tasks'])}. "
-             f"The tables report seeds {report_seeds}, disjoint from the tuning seeds, at each method's selected "
-             "configuration. Keys shared by all methods (inner optimizer, batch size, steps) were not tuned: every "
-             "method had the same inner compute.", "",
+             f"The tables report seeds {report_seeds}, {disjoint}, each method at the configuration in the table "
+             "below. Keys shared by all methods (inner optimizer, batch size, steps) were not tuned: every "
+             "method had the same inner compute. Methods with nothing to tune ran their one configuration "
+             "(the trials count, distinct configurations in brackets).", "",
              "| Method | Trials (distinct) | Search space | Selected | Validation (%) |",
              "|---|--:|---|---|--:|"]
     for name in method_order(list(methods)):
@@ -110,6 +111,12 @@ def paragraph(protocol: dict, suite: str, report_seeds: list[int]) -> list[str]:
         lines.append(f"| {display_name(name)} | {m['trials']} ({m['distinct_configurations']}) | {space} | "
                      f"{chosen} | {100 * m['score']:.2f} |")
     return [*lines, ""]
+
+
+def choice_keys(protocol: dict, suite: str) -> frozenset[str]:
+    """The tuned keys drawn from a list of values (``choice {...}``) rather than a range."""
+    return frozenset(key for m in protocol.get(suite, {}).values() for key, dist in m["search_space"].items()
+                     if dist.startswith("choice"))
 
 
 def selection_gap(trials: pd.DataFrame, suite: str) -> Table:

@@ -145,7 +145,10 @@ def scores(runs: pd.DataFrame) -> pd.DataFrame:
     return df.groupby(["row", "target", "seed"], sort=False, as_index=False)["accuracy"].mean()
 
 
-def aggregates(runs: pd.DataFrame, reps: int = 2000, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+REPS = 2000  # bootstrap resamples of the aggregates
+
+
+def aggregates(runs: pd.DataFrame, reps: int = REPS, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(aggregate.csv, improvement.csv) frames: mean and IQM over (seed x target) with stratified
     bootstrap 95% intervals; P(row X > row Y) with its interval. Seeded: the same runs give
     the same numbers."""
@@ -153,7 +156,7 @@ def aggregates(runs: pd.DataFrame, reps: int = 2000, seed: int = 0) -> tuple[pd.
     return aggregate(s, reps=reps, seed=seed), probability_of_improvement(s, reps=reps, seed=seed)
 
 
-def aggregate_table(agg: pd.DataFrame, suite: str, reps: int = 2000) -> Table:
+def aggregate_table(agg: pd.DataFrame, suite: str, reps: int = REPS) -> Table:
     fmt = lambda m, lo, hi: f"{m:.1f} [{lo:.1f}, {hi:.1f}]"  # noqa: E731
     cells = pd.DataFrame({
         "Mean [95% CI]": [fmt(*r) for r in agg[["mean", "mean_lo", "mean_hi"]].itertuples(index=False)],

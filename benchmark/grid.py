@@ -63,7 +63,7 @@ class Grid:
     slurm: SlurmSettings
     local: LocalSettings
     cli: list[str] = dataclasses.field(default_factory=list)  # command-line overrides, applied last
-    hparams: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # method -> selected overrides
+    hparams: selection.Selected | None = None  # hparams=: each method's selected overrides
 
 
 def override_text(value) -> str:
@@ -130,12 +130,12 @@ def load_grid(spec: str, cli: list[str]) -> Grid:
         if _parse(text).is_sweep_override():
             raise GridError(f"{text!r}: a sweep in fixed overrides; make it an axis")
 
-    launcher_args, rest, hparams = {"slurm": {}, "local": {}}, [], {}
+    launcher_args, rest, hparams = {"slurm": {}, "local": {}}, [], None
     for text in cli:
         head, _, value = text.partition("=")
         if head == "hparams":
             try:
-                hparams = selection.read_dir(value)
+                hparams = selection.read_dir(value, METHODS.names())
             except selection.SelectionError as e:
                 raise GridError(str(e)) from None
             continue
@@ -181,24 +181,43 @@ def expand(grid: Grid) -> list[tuple[dict[str, str], list[str]]]:
     for values in itertools.product(*grid.axes.values()):
         point = dict(zip(grid.axes, values))
         axis_overrides = [f"{k}={v}" for k, v in point.items()]
-        method = dict(_split(o) for o in [*grid.overrides, *axis_overrides, *grid.cli]).get("method")
+        given = dict(_split(o) for o in [*grid.overrides, *axis_overrides, *grid.cli])
+        method = given.get("method")
         if method is None and (grid.per_method or grid.hparams):
             method = default_method()
         per_method = grid.per_method.get(method, [])
-        if grid.hparams and method not in grid.hparams:
-            raise GridError(f"hparams: no selection for method {method!r}; selected: {', '.join(grid.hparams)} "
-                            f"(run benchmark.tune method={method} first)")
-        selected = grid.hparams.get(method, [])
+        selected = _selected(grid.hparams, method, given) if grid.hparams else []
         points.append(({k.lstrip("+~"): v for k, v in point.items()},
                        dedupe([*grid.overrides, *per_method, *selected, *axis_overrides, *grid.cli])))
     return points
 
 
+def _selected(hparams: selection.Selected, method: str, given: dict[str, str]) -> list[str]:
+    """A point's selected overrides; refused for another suite than the tune's, a method the
+    tune did not select, or a seed it tuned on (report seeds never choose their configuration)."""
+    suite = given.get("suite") or default_config().suite.name
+    if suite != hparams.suite:
+        raise GridError(f"hparams: the selections are for suite {hparams.suite!r}, this grid runs suite {suite!r}")
+    if method not in hparams.overrides:
+        raise GridError(f"hparams: no selection for method {method!r}; selected: {', '.join(hparams.overrides)} "
+                        f"(run benchmark.tune method={method} first)")
+    seed = int(given.get("seed") or default_config().seed)
+    if seed in hparams.tuning_seeds:
+        raise GridError(f"seed: {seed} is a tuning seed of these selections ({sorted(hparams.tuning_seeds)}); "
+                        "report on other seeds")
+    return hparams.overrides[method]
+
+
 @functools.lru_cache(maxsize=1)
+def default_config():
+    """The config of a run given no override (``conf/config.yaml``'s defaults)."""
+    return compose_config([])
+
+
 def default_method() -> str:
     """The method of a run that names none: ``conf/config.yaml``'s default (no override can
     change it other than ``method=``, which :func:`expand` reads from the overrides)."""
-    return compose_config([]).method.name
+    return default_config().method.name
 
 
 def _split(override: str) -> tuple[str, str]:
@@ -211,12 +230,20 @@ def compose_runs(points: list[tuple[dict[str, str], list[str]]]) -> list[Run]:
 
     Points that name the same run folder (they differ only in keys that do not change
     results, e.g. runner.threads) are one run."""
-    runs, seen = [], set()
-    for run in compose_points(points):
-        if run.dir.id not in seen:
-            seen.add(run.dir.id)
-            runs.append(run)
-    return runs
+    return unique_runs(compose_points(points))
+
+
+def unique_runs(runs: list[Run]) -> list[Run]:
+    """One run per folder, the first that names it."""
+    first: dict[str, Run] = {}
+    for run in runs:
+        first.setdefault(run.dir.id, run)
+    return list(first.values())
+
+
+def hydra_message(error: Exception) -> str:
+    """A composition error's message without Hydra's search-path listing."""
+    return str(error).split("\nConfig search path")[0].strip()
 
 
 def compose_points(points: list[tuple[dict[str, str], list[str]]]) -> list[Run]:
@@ -228,7 +255,7 @@ def compose_points(points: list[tuple[dict[str, str], list[str]]]) -> list[Run]:
             try:
                 cfg = validate(compose("config", overrides=overrides))
             except (HydraException, OmegaConfBaseException, ValueError) as e:
-                message = str(e).split("\nConfig search path")[0].strip()
+                message = hydra_message(e)
                 errors.setdefault(message, []).append(" ".join(f"{k}={v}" for k, v in axes.items()))
                 continue
             runs.append(Run(overrides, axes, RunDir(OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True))))

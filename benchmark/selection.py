@@ -83,22 +83,39 @@ def write(folder: Path, record: dict) -> Path:
     return path
 
 
-def read_dir(folder: str | Path) -> dict[str, list[str]]:
-    """method -> its selected overrides, from every ``<method>.yaml`` in ``folder``."""
+@dataclass
+class Selected:
+    """A folder of selection files: each method's overrides, and what they were chosen on."""
+
+    suite: str
+    overrides: dict[str, list[str]]  # method -> its selected key=value overrides
+    tuning_seeds: set[int]  # every tuning seed of every method: never a report seed
+
+
+def read_dir(folder: str | Path, methods: list[str]) -> Selected:
+    """The selections in ``folder`` (``<method>.yaml`` files of one suite); ``methods`` are the
+    registered names, which each file's method must be one of."""
     folder = Path(folder)
     if not folder.is_dir():
         raise SelectionError(f"hparams: {folder} is not a folder of selected hyperparameters "
                              "(benchmark.tune writes <results_dir>/selected/<suite>/)")
-    chosen = {}
+    chosen, suites, seeds = {}, set(), set()
     for path in sorted(folder.glob("*.yaml")):
         try:
             record = yaml.safe_load(path.read_text())
             overrides = record["overrides"]
             if not isinstance(overrides, list) or not all(isinstance(o, str) and "=" in o for o in overrides):
                 raise TypeError("overrides must be a list of key=value")
-            chosen[record.get("method", path.stem)] = overrides
-        except (OSError, yaml.YAMLError, KeyError, TypeError) as e:
+            method = record.get("method", path.stem)
+            suites.add(record["suite"])
+            seeds |= {int(s) for s in record["tuning_seeds"]}
+        except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as e:
             raise SelectionError(f"hparams: {path}: not a selection file ({e})") from None
+        if method not in methods:
+            raise SelectionError(f"hparams: {path}: unknown method {method!r}; valid: {', '.join(methods)}")
+        chosen[method] = overrides
     if not chosen:
         raise SelectionError(f"hparams: {folder} holds no <method>.yaml")
-    return chosen
+    if len(suites) > 1:
+        raise SelectionError(f"hparams: {folder} mixes selections of suites {sorted(suites)}")
+    return Selected(suites.pop(), chosen, seeds)

@@ -12,7 +12,11 @@ the final phi on the suite's validation tasks (``suite.validation``), which are 
 trained on nor reported. Target accuracy is never read. Once all of a method's trials
 have finished, ``<results_dir>/selected/<suite>/<method>.yaml`` records the best trial
 (see ``benchmark.selection``); run the same command again after a SLURM submission to
-write it. A diverged trial scores nothing and is never selected.
+write it. A diverged trial scores nothing and is never selected; that includes a run whose
+phi trained but whose meta-test of a target diverged (the run folder then records no
+accuracy at all, as every diverged run), the one way a target can touch selection: it can
+veto a trial, never rank one. If every trial of a method diverged, nothing is selected and
+the tune exits 3.
 
 Tuning seeds must be disjoint from the report seeds 0..report_seeds-1 (default 5): the
 runs that are reported never took part in choosing their configuration.
@@ -38,9 +42,9 @@ from omegaconf.errors import OmegaConfBaseException
 
 from benchmark import selection
 from benchmark.config import compose_config
-from benchmark.grid import GridError, compose_points, dedupe, load_grid, override_text
+from benchmark.grid import GridError, compose_points, dedupe, hydra_message, load_grid, override_text, unique_runs
 from benchmark.launchers import LaunchError, Run
-from benchmark.run import EXIT_CONFIG
+from benchmark.run import EXIT_CONFIG, EXIT_DIVERGED
 from benchmark.selection import Trial
 from benchmark import sweep
 from methods.base import METHODS
@@ -90,7 +94,10 @@ def _ints(key: str, text: str) -> list[int]:
 
 
 def _positive(key: str, text: str) -> int:
-    (value,) = _ints(key, text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise TuneError(f"{key}: must be one integer >= 1, got {text!r}") from None
     if value < 1:
         raise TuneError(f"{key}: must be >= 1, got {value}")
     return value
@@ -111,6 +118,8 @@ def plan(options: dict[str, str], run_overrides: list[str]) -> tuple[dict, list[
         raise TuneError(f"seeds: tuning seeds {overlap} are also report seeds (0..{report - 1}); a configuration "
                         f"must not be chosen on the runs that report it: tune on seeds from 100 up")
     grid = load_grid("-", run_overrides)
+    if grid.hparams:
+        raise TuneError("hparams: a tune draws its own configurations; hparams= is for benchmark.sweep")
     if grid.axes:
         raise TuneError(f"{', '.join(grid.axes)}: the tune takes no axes (key=a,b); it draws the tuned keys itself")
     for override in grid.cli:
@@ -118,13 +127,14 @@ def plan(options: dict[str, str], run_overrides: list[str]) -> tuple[dict, list[
         if key == "seed":
             raise TuneError("seed: the tune sets each run's seed; give the tuning seeds as seeds=[...]")
         for name in methods:
-            if key.startswith("method.") and key[len("method."):] in METHODS.get(name).search:
-                raise TuneError(f"{key}: tuned for {name} ({METHODS.get(name).search[key[7:]]}); drop the override")
+            tuned = key.removeprefix("method.")
+            if key.startswith("method.") and tuned in METHODS.get(name).search:
+                raise TuneError(f"{key}: tuned for {name} ({METHODS.get(name).search[tuned]}); drop the override")
     cfg = _compose([f"method={methods[0]}", *grid.cli])
     if not cfg.suite.validation:
         raise TuneError(f"suite.validation: suite {cfg.suite.name!r} names no validation tasks, and the tune "
                         "selects on validation tasks only")
-    points = []
+    points, drawn_of = [], {}
     for name in methods:
         space = METHODS.get(name).search
         # Every trial names every tuned key, trial 0 too (with the defaults of today): a selection
@@ -133,12 +143,14 @@ def plan(options: dict[str, str], run_overrides: list[str]) -> tuple[dict, list[
         for t in range(trials):
             values = {**{k: default[k] for k in sorted(space)}, **draw(space, cfg.suite.name, name, t)}
             drawn = [f"method.{k}={override_text(v)}" for k, v in values.items()]
+            drawn_of.setdefault(name, []).append(drawn)
             for seed in seeds:
                 points.append(({"method": name, "trial": str(t), "seed": str(seed)},
                                dedupe([*grid.cli, f"method={name}", f"seed={seed}", *drawn])))
     runs = compose_points(points)
     request = {"methods": methods, "trials": trials, "seeds": seeds, "suite": cfg.suite.name,
-               "validation": list(cfg.suite.validation), "results_dir": Path(cfg.results_dir), "shared": grid.cli}
+               "validation": list(cfg.suite.validation), "results_dir": Path(cfg.results_dir), "shared": grid.cli,
+               "drawn": drawn_of}
     return request, runs, grid
 
 
@@ -147,7 +159,7 @@ def _compose(overrides: list[str]):
     try:
         return compose_config(overrides)
     except (HydraException, OmegaConfBaseException, ValueError) as e:
-        raise GridError(str(e).split("\nConfig search path")[0].strip()) from None
+        raise GridError(hydra_message(e)) from None
 
 
 def trials_of(request: dict, runs: list[Run]) -> dict[str, list[Trial]]:
@@ -158,10 +170,7 @@ def trials_of(request: dict, runs: list[Run]) -> dict[str, list[Trial]]:
         out[name] = []
         for t in range(request["trials"]):
             members = [next(by_point) for _ in request["seeds"]]
-            tuned = set(METHODS.get(name).search)
-            drawn = [o for o in members[0].overrides if o.partition("=")[0][len("method."):] in tuned
-                     and o.startswith("method.")]
-            trial = Trial(t, drawn, {int(r.axes["seed"]): r.dir.id for r in members})
+            trial = Trial(t, request["drawn"][name][t], {int(r.axes["seed"]): r.dir.id for r in members})
             for run in members:
                 seed = int(run.axes["seed"])
                 if run.dir.done:
@@ -174,9 +183,9 @@ def trials_of(request: dict, runs: list[Run]) -> dict[str, list[Trial]]:
 
 def report(request: dict, trials: dict[str, list[Trial]], write: bool) -> list[str]:
     """Print each method's trial table; write its selection file once all its trials finished.
-    Returns the methods still waiting for runs."""
+    Returns (methods still waiting for runs, methods whose every trial diverged)."""
     folder = request["results_dir"] / "selected" / request["suite"]
-    waiting = []
+    waiting, failed = [], []
     for name, rows in trials.items():
         chosen = selection.select(rows) if all(t.complete for t in rows) else None
         print(f"\n{name}: {len(rows)} trials x seeds {request['seeds']}, validation mean accuracy (%)")
@@ -187,24 +196,18 @@ def report(request: dict, trials: dict[str, list[Trial]], write: bool) -> list[s
             mark = "*" if chosen is not None and t.index == chosen.index else " "
             print(f" {mark} trial {t.index:>2}  {per_seed}  mean {score:>6}  {' '.join(t.overrides) or '(default)'}")
         if chosen is None:
-            waiting.append(name)
             if all(t.complete for t in rows):
-                print(f"  no trial of {name} finished without diverging: nothing to select")
+                print(f"  every trial of {name} diverged: nothing to select")
+                failed.append(name)
+            else:
+                waiting.append(name)
             continue
         if write:
             record = selection.selection_record(name, request["suite"], rows, chosen, request["seeds"],
                                                 describe(METHODS.get(name).search), request["validation"],
                                                 request["shared"])
             print(f"  selected trial {chosen.index}: {selection.write(folder, record)}")
-    return waiting
-
-
-def _first_of_each(runs: list[Run]) -> list[Run]:
-    """One run per folder (trials of a method with nothing to tune are one run), the first named."""
-    seen: dict[str, Run] = {}
-    for run in runs:
-        seen.setdefault(run.dir.id, run)
-    return list(seen.values())
+    return waiting, failed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     except (TuneError, GridError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_CONFIG
-    unique = list(_first_of_each(runs))
+    unique = unique_runs(runs)
     if args.status:
         sweep.print_status(unique)
         report(request, trials_of(request, runs), write=False)
@@ -236,10 +239,14 @@ def main(argv: list[str] | None = None) -> int:
     except LaunchError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_CONFIG
-    waiting = report(request, trials_of(request, runs), write=True)
+    waiting, failed = report(request, trials_of(request, runs), write=True)
     if waiting:
         print(f"\nnot selected yet (unfinished trials): {', '.join(waiting)}; run this command again when they finish")
-    return code if code in (1, 130) else 0  # failed or interrupted; a diverged trial is a result of the search
+    if failed:
+        print(f"\nnothing selected for {', '.join(failed)}: every trial diverged", file=sys.stderr)
+    if code in (1, 130):  # a run failed, or the tune was interrupted
+        return code
+    return EXIT_DIVERGED if failed else 0  # a diverged trial is a result of the search; all diverged is not
 
 
 if __name__ == "__main__":

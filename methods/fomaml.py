@@ -41,7 +41,7 @@ Defaults for the embedded ``glyphs`` suite (400 steps, 8 sources): beta 0.3 (SGD
 100, selected by the protocol of 2026-12-01 (``benchmark.tune``: 8 trials for every method on
 tuning seed 100, scored on the validation scripts Lao, Ogham and Old Italic only; every trial is
 in ``benchmark/conf/selected/glyphs/fomaml.yaml``) with validation accuracy 43.3% (next: beta
-0.33 / K 50, 43.2%). They are trial 0, the earlier default, chosen by hand on the test targets;
+0.33 / K 50, 43.1%). They are trial 0, the earlier default, chosen by hand on the test targets;
 on validation data it still came first.
 """
 from __future__ import annotations

@@ -200,8 +200,10 @@ def test_plan_gives_every_method_the_same_trials_and_trial_zero_its_defaults(tmp
     (["method=ours", "trials=0"], "trials"),
     (["method=ours", "seeds=[100,100]"], "seeds"),
     (["method=ours", "train.steps=5,10"], "train.steps"),
-    (["method=ours", "method.nokey=1"], "method.nokey"),  # fails today: a Hydra error escapes plan()
-    (["method=ours", "model=nomodel"], "nomodel"),  # fails today: the same
+    (["method=ours", "method.nokey=1"], "method.nokey"),  # a Hydra error, not a ValueError
+    (["method=ours", "model=nomodel"], "nomodel"),
+    (["method=ours", "trials=3,4"], "trials"),
+    (["method=ours", "hparams=benchmark/conf/selected/glyphs"], "hparams"),
     (["method=ours", "launcher=bogus"], "launcher"),
 ])
 def test_a_bad_tune_request_is_refused_before_anything_exists(tmp_path, capsys, args, named):
@@ -275,13 +277,22 @@ def test_a_selection_file_round_trips_and_a_bad_one_is_named(tmp_path):
     record = selection_record("ours", "toy", rows, select(rows), [100], describe(OURS.search), ["toy_v"], [])
     assert (record["trial"], record["score"], record["trials"]) == (1, 0.7, 2)
     write(tmp_path, record)
-    assert read_dir(tmp_path) == {"ours": ["method.meta_lr=1"]}
+    back = read_dir(tmp_path, METHODS.names())
+    assert (back.suite, back.overrides, back.tuning_seeds) == ("toy", {"ours": ["method.meta_lr=1"]}, {100})
     (tmp_path / "bad.yaml").write_text("method: bad\noverrides: method.meta_lr\n")
     with pytest.raises(SelectionError, match="bad.yaml"):
-        read_dir(tmp_path)
+        read_dir(tmp_path, METHODS.names())
+    (tmp_path / "bad.yaml").unlink()
+    write(tmp_path, {**record, "method": "nomethod"})
+    with pytest.raises(SelectionError, match="unknown method 'nomethod'; valid: ours"):
+        read_dir(tmp_path, METHODS.names())
+    (tmp_path / "nomethod.yaml").unlink()
+    write(tmp_path, {**record, "method": "reptile", "suite": "glyphs"})
+    with pytest.raises(SelectionError, match="mixes selections of suites"):
+        read_dir(tmp_path, METHODS.names())
     (tmp_path / "empty").mkdir()
     with pytest.raises(SelectionError, match="holds no"):
-        read_dir(tmp_path / "empty")
+        read_dir(tmp_path / "empty", METHODS.names())
 
 
 def test_a_tiny_tune_selects_the_trial_of_best_validation_mean(tuned):
@@ -355,7 +366,7 @@ def test_status_starts_nothing_and_writes_nothing(tuned, tmp_path, capsys):
 
 
 def test_an_interrupted_tune_does_not_exit_as_a_success(tmp_path, monkeypatch):
-    """Ctrl-C during the runs: the sweep exits 130; so must the tune (it returns 0 today)."""
+    """Ctrl-C during the runs: the sweep exits 130; so does the tune."""
     from benchmark import launchers
 
     def interrupted(runs, settings):
@@ -397,3 +408,18 @@ def test_a_sweep_with_hparams_runs_each_method_at_its_selection(tuned, tmp_path)
         expand(load_grid("-", ["method=ours,reptile", "suite=toy", f"hparams={folder}"]))
     with pytest.raises(GridError, match="nowhere"):
         load_grid("-", ["method=ours", "suite=toy", f"hparams={tmp_path / 'nowhere'}"])
+    # Selections apply to their own suite only, and never to a seed they were tuned on.
+    with pytest.raises(GridError, match="suite 'toy', this grid runs suite 'glyphs'"):
+        expand(load_grid("-", ["method=ours", f"hparams={folder}"]))
+    with pytest.raises(GridError, match="seed: 100 is a tuning seed"):
+        expand(load_grid("-", ["method=ours", "suite=toy", "seed=0,100", f"hparams={folder}"]))
+
+
+def test_the_committed_selections_are_the_defaults():
+    """benchmark/conf/selected/glyphs/<method>.yaml holds each method's default on glyphs: the
+    protocol's choice is what a plain run uses."""
+    committed = read_dir(ROOT / "benchmark" / "conf" / "selected" / "glyphs", METHODS.names())
+    assert committed.suite == "glyphs" and set(committed.overrides) == set(METHODS.names())
+    for name, overrides in committed.overrides.items():
+        default = compose_config([f"method={name}"]).method
+        assert {k: getattr(default, k) for k in values(overrides)} == values(overrides), name
