@@ -80,7 +80,8 @@ def test_smoke_run_writes_a_complete_folder(tmp_path):
     assert {r["task"] for r in rows} == {"toy_a", "toy_b", "toy_c", "toy_d"}
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in rows)
     mt = [json.loads(l) for l in (run / "metatest.jsonl").read_text().splitlines()]
-    assert {(r["target"], r["phi_step"]) for r in mt} == {(t, s) for t in ("toy_e", "toy_f") for s in (10, "final")}
+    assert {(r["target"], r["role"], r["phi_step"]) for r in mt} == {
+        *((t, "target", s) for t in ("toy_e", "toy_f") for s in (10, "final")), ("toy_v", "validation", "final")}
     assert "toy_e" in out.stdout and "mean" in out.stdout
     # A finished run is not run again.
     again = cli(*TOY, f"results_dir={tmp_path}", "metatest.at_steps=[10]", "checkpoint.phi_every=5")

@@ -98,7 +98,7 @@ def test_a_bad_grid_names_its_key(tmp_path, capsys, grid, key):
 
 
 def test_shipped_grids_load():
-    assert len(points("core")) == len(METHODS) * 3  # every registered method is in the comparison
+    assert len(points("core")) == len(METHODS) * 5  # every registered method x the 5 report seeds
     assert len(points("paper")) == 4 * 3 and all("runner.world_size=8" in p[1] for p in points("paper"))
     assert load_grid("paper", []).slurm.gpus_per_task == 1
 
