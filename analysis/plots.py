@@ -16,6 +16,7 @@ matplotlib.use("Agg")  # files only; never a window
 
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
@@ -255,6 +256,8 @@ def sensitivity(trials: pd.DataFrame, style: dict[str, Style], out: Path, stem: 
             if key in choices:  # e.g. K in {25, 50, 100, 200}: its values as ticks
                 ax.set_xticks(values, [f"{v:g}" for v in values])
                 ax.minorticks_off()
+            else:  # decades only: labelled minor ticks of a short range overlap
+                ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_xlabel(key)
         axes[0].set_ylabel("Validation accuracy (%)")
         drawn["selected"] = Line2D([], [], marker="o", markerfacecolor="none", markeredgecolor="black", ls="")
