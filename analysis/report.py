@@ -86,7 +86,7 @@ def suite_section(suite: str, frames: dict[str, pd.DataFrame], swept: list[str],
     imp.to_csv(out / f"improvement{suffix}.csv", index=False)
     aggregate, improvement = tables.aggregate_table(agg, suite), tables.improvement_table(imp, suite)
     for name, table in (("accuracy", accuracy), ("steps_to_95", steps), ("aggregate", aggregate),
-                        ("improvement", improvement)):
+                        ("improvement", tables.improvement_table(imp, suite, intervals=False))):
         (out / f"{name}{suffix}.tex").write_text(tables.to_latex(table))
     tuned = protocol.read(out) if (out / protocol.PROTOCOL).exists() else None
     head: list[str] = []

@@ -172,17 +172,21 @@ def aggregate_table(agg: pd.DataFrame, suite: str, reps: int = REPS) -> Table:
                  f"tab:aggregate_{suite}")
 
 
-def improvement_table(imp: pd.DataFrame, suite: str) -> Table:
-    """Rows X, columns Y: P(X > Y) with its interval; bold where the interval lies above 1/2."""
+def improvement_table(imp: pd.DataFrame, suite: str, intervals: bool = True) -> Table:
+    """Rows X, columns Y: P(X > Y), with its interval unless ``intervals`` is False (the LaTeX
+    twin: ten methods with intervals are far wider than a page); bold where the interval
+    lies above 1/2."""
     rows = list(dict.fromkeys(imp["method_x"]))
     cells = pd.DataFrame(MISSING, index=rows, columns=rows)
     bold = pd.DataFrame(False, index=rows, columns=rows)
     for r in imp.itertuples(index=False):
-        cells.loc[r.method_x, r.method_y] = f"{r.p:.2f} [{r.p_lo:.2f}, {r.p_hi:.2f}]"
+        cells.loc[r.method_x, r.method_y] = f"{r.p:.2f}" + (f" [{r.p_lo:.2f}, {r.p_hi:.2f}]" if intervals else "")
         bold.loc[r.method_x, r.method_y] = bool(r.p_lo > 0.5)
     caption = (f"Probability of improvement on the {suite} targets: P(row > column), the chance that a run of the "
-               "row's method beats one of the column's on a target, averaged over targets (ties count half), "
-               "with a stratified-bootstrap 95% interval. Bold: the interval lies above 0.5.")
+               "row's method beats one of the column's on a target, averaged over targets (ties count half)"
+               + (", with a stratified-bootstrap 95% interval" if intervals else
+                  "; the stratified-bootstrap 95% intervals are in improvement.csv")
+               + ". Bold: the interval lies above 0.5.")
     return Table(cells, bold, pd.DataFrame(False, index=rows, columns=rows), caption, f"tab:improvement_{suite}")
 
 
