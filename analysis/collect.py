@@ -33,7 +33,8 @@ from methods.base import METHODS, display_name
 # the final phi unchanged.
 NOT_SWEPT_PREFIXES = (
     "results_dir", "data.root", "data.cache_dir", "data.download", "runner.",
-    "seed", "method.name", "suite.", "metatest.at_steps", "checkpoint.", "train.log_every",
+    "seed", "method.name", "suite.", "metatest.at_steps", "metatest.validation_at_steps", "checkpoint.",
+    "train.log_every", "log.",
 )
 # Shown even when constant, because every reader of a table asks for them.
 ALWAYS_SHOWN = ("method.meta_lr", "method.reset_every")

@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import plots, protocol, tables
+from benchmark import logs
 from analysis.collect import Collection, collect
 
 CSV_OPTIONS = {"keep_default_na": False, "na_values": [""]}  # a target named "NA" stays a name
@@ -197,7 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="report folder (default: <results>/report)")
     parser.add_argument("--tune", type=Path, help="the results folder of the benchmark.tune that chose the runs' "
                         "hyperparameters: adds the protocol, the selection gap and the sensitivity figure")
+    parser.add_argument("--log-level", default="INFO", choices=logs.LEVELS, help="messages on stderr (default INFO)")
     args = parser.parse_args(argv)
+    logs.setup(args.log_level)
     start = time.perf_counter()
     results = args.results.resolve()
     if not results.is_dir():

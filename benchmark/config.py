@@ -95,6 +95,16 @@ class CheckpointConfig:
 
 
 @dataclass
+class LogConfig:
+    level: str = "INFO"  # messages on stderr: DEBUG, INFO, WARNING or ERROR
+
+    def __post_init__(self) -> None:
+        from benchmark.logs import LEVELS
+
+        require(self.level.upper() in LEVELS, "log.level", f"must be one of {', '.join(LEVELS)}, got {self.level!r}")
+
+
+@dataclass
 class Config:
     method: Any = MISSING
     suite: SuiteConfig = MISSING
@@ -105,6 +115,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     runner: RunnerConfig = field(default_factory=RunnerConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    log: LogConfig = field(default_factory=LogConfig)
     results_dir: str = "results"
 
 

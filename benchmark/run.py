@@ -17,7 +17,7 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from benchmark import distributed
+from benchmark import distributed, logs
 from benchmark.config import Config, cores, validate
 from benchmark.metatest import meta_test
 from benchmark.storage import RunBusy, RunDir, git_commit
@@ -177,6 +177,7 @@ def main(cfg: DictConfig) -> None:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(EXIT_CONFIG)
+    logs.setup(typed.log.level)
     code = EXIT_FAILED
     try:
         run = execute(typed)

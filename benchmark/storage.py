@@ -28,8 +28,8 @@ from omegaconf import OmegaConf
 from benchmark import atomic
 
 # Keys that never change a run's numbers: where files go, how processes are laid out,
-# how often a resumable checkpoint is written.
-NOT_IDENTITY = ("results_dir", "data.root", "data.cache_dir", "data.download", "runner", "checkpoint.every")
+# how often a resumable checkpoint is written, what is logged.
+NOT_IDENTITY = ("results_dir", "data.root", "data.cache_dir", "data.download", "runner", "checkpoint.every", "log")
 
 
 # Keys added after run folders existed, with their defaults: a key at its default is left

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark import launchers
+from benchmark import launchers, logs
 from benchmark.grid import GridError, compose_runs, expand, grid_names, load_grid
 from benchmark.launchers import LaunchError, LocalSettings, Run, SlurmSettings
 from benchmark.run import EXIT_DIVERGED
@@ -139,9 +139,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        logs.setup(logs.level_from(args.overrides))
         grid = load_grid(args.grid, args.overrides)
         runs = compose_runs(expand(grid))
-    except GridError as e:
+    except (GridError, ValueError) as e:  # ValueError: a bad log.level
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.status:

@@ -40,7 +40,7 @@ import yaml
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
-from benchmark import selection
+from benchmark import logs, selection
 from benchmark.config import compose_config
 from benchmark.grid import GridError, compose_points, dedupe, hydra_message, load_grid, override_text, unique_runs
 from benchmark.launchers import LaunchError, Run
@@ -216,6 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if launcher not in ("local", "slurm"):
             raise TuneError(f"launcher: {launcher!r} is not one of local, slurm")
+        try:
+            logs.setup(logs.level_from(args.run_overrides))
+        except ValueError as e:
+            raise TuneError(str(e)) from None
         request, runs, grid = plan(args.options, args.run_overrides)
     except (TuneError, GridError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -15,6 +17,8 @@ import torch
 
 from benchmark.atomic import torch_save
 from tasks.registry import Splits
+
+log = logging.getLogger("lsml")
 
 
 def cache_key(params: dict) -> str:
@@ -26,6 +30,10 @@ def cached_splits(cache_dir: str | os.PathLike, name: str, params: dict, build: 
     path = Path(cache_dir).expanduser() / f"{name}-{cache_key(params)}.pt"
     if path.exists():
         return Splits(**torch.load(path, weights_only=True, mmap=True))
+    log.info("%s: building its uint8 cache (once; cached in %s)", name, path.parent)
+    started = time.perf_counter()
     splits = build()
     torch_save({k: getattr(splits, k) for k in ("train_x", "train_y", "test_x", "test_y")}, path)
+    log.info("%s: %d train / %d test images cached in %.1f s", name, len(splits.train_y), len(splits.test_y),
+             time.perf_counter() - started)
     return splits
