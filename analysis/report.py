@@ -89,7 +89,7 @@ def suite_section(suite: str, frames: dict[str, pd.DataFrame], swept: list[str],
     for name, table in (("accuracy", accuracy), ("steps_to_95", steps), ("aggregate", aggregate),
                         ("improvement", tables.improvement_table(imp, suite, intervals=False))):
         (out / f"{name}{suffix}.tex").write_text(tables.to_latex(table))
-    tuned = protocol.read(out) if (out / protocol.PROTOCOL).exists() else None
+    tuned = protocol.read(out)
     head: list[str] = []
     if tuned and suite in tuned[0]:
         gap = protocol.selection_gap(tuned[1], suite)
@@ -238,8 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if tuned:
             protocol.write(tmp, *tuned)
-        elif is_report and (results / protocol.PROTOCOL).exists():  # regenerated: keep its protocol
-            protocol.write(tmp, *protocol.read(results))
+        elif is_report and (kept := protocol.read(results)):  # regenerated: keep its protocol
+            protocol.write(tmp, *kept)
         write_report(args.results, collection, tmp)  # the path as the user gave it
         replace_dir(tmp, out)
     finally:

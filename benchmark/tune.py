@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -42,7 +43,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from benchmark import logs, selection
 from benchmark.config import compose_config
-from benchmark.grid import GridError, compose_points, dedupe, hydra_message, load_grid, override_text, unique_runs
+from benchmark.grid import (Grid, GridError, compose_points, dedupe, hydra_message, load_grid, override_text,
+                            unique_runs)
 from benchmark.launchers import LaunchError, Run
 from benchmark.run import EXIT_CONFIG, EXIT_DIVERGED
 from benchmark.selection import Trial
@@ -58,6 +60,20 @@ TUNE_KEYS = ("method", "trials", "seeds", "report_seeds", "launcher")
 
 class TuneError(ValueError):
     """A bad tune request: nothing was run."""
+
+
+@dataclass
+class Request:
+    """A validated tune: what runs, and what its selection files record."""
+
+    methods: list[str]
+    trials: int
+    seeds: list[int]  # tuning seeds
+    suite: str
+    validation: list[str]  # the suite's validation tasks
+    results_dir: Path
+    shared: list[str]  # the overrides every trial shares
+    drawn: dict[str, list[list[str]]]  # method -> per trial, its tuned keys as key=value
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -103,7 +119,7 @@ def _positive(key: str, text: str) -> int:
     return value
 
 
-def plan(options: dict[str, str], run_overrides: list[str]) -> tuple[dict, list[Run], sweep.Grid]:
+def plan(options: dict[str, str], run_overrides: list[str]) -> tuple[Request, list[Run], Grid]:
     """Every method's trials x seeds as validated runs (one per point, same order), before any
     compute; a bad request raises TuneError or GridError naming the key."""
     methods = options.get("method", ",".join(METHODS.names())).split(",")
@@ -126,8 +142,8 @@ def plan(options: dict[str, str], run_overrides: list[str]) -> tuple[dict, list[
         key = override.partition("=")[0].lstrip("+~")
         if key == "seed":
             raise TuneError("seed: the tune sets each run's seed; give the tuning seeds as seeds=[...]")
+        tuned = key.removeprefix("method.")
         for name in methods:
-            tuned = key.removeprefix("method.")
             if key.startswith("method.") and tuned in METHODS.get(name).search:
                 raise TuneError(f"{key}: tuned for {name} ({METHODS.get(name).search[tuned]}); drop the override")
     cfg = _compose([f"method={methods[0]}", *grid.cli])
@@ -148,9 +164,8 @@ def plan(options: dict[str, str], run_overrides: list[str]) -> tuple[dict, list[
                 points.append(({"method": name, "trial": str(t), "seed": str(seed)},
                                dedupe([*grid.cli, f"method={name}", f"seed={seed}", *drawn])))
     runs = compose_points(points)
-    request = {"methods": methods, "trials": trials, "seeds": seeds, "suite": cfg.suite.name,
-               "validation": list(cfg.suite.validation), "results_dir": Path(cfg.results_dir), "shared": grid.cli,
-               "drawn": drawn_of}
+    request = Request(methods, trials, seeds, cfg.suite.name, list(cfg.suite.validation), Path(cfg.results_dir),
+                      grid.cli, drawn_of)
     return request, runs, grid
 
 
@@ -162,15 +177,15 @@ def _compose(overrides: list[str]):
         raise GridError(hydra_message(e)) from None
 
 
-def trials_of(request: dict, runs: list[Run]) -> dict[str, list[Trial]]:
+def trials_of(request: Request, runs: list[Run]) -> dict[str, list[Trial]]:
     """method -> its trials, with the validation_mean of each finished run (never target accuracy)."""
     out: dict[str, list[Trial]] = {}
     by_point = iter(runs)
-    for name in request["methods"]:
+    for name in request.methods:
         out[name] = []
-        for t in range(request["trials"]):
-            members = [next(by_point) for _ in request["seeds"]]
-            trial = Trial(t, request["drawn"][name][t], {int(r.axes["seed"]): r.dir.id for r in members})
+        for t in range(request.trials):
+            members = [next(by_point) for _ in request.seeds]
+            trial = Trial(t, request.drawn[name][t], {int(r.axes["seed"]): r.dir.id for r in members})
             for run in members:
                 seed = int(run.axes["seed"])
                 if run.dir.done:
@@ -181,31 +196,32 @@ def trials_of(request: dict, runs: list[Run]) -> dict[str, list[Trial]]:
     return out
 
 
-def report(request: dict, trials: dict[str, list[Trial]], write: bool) -> list[str]:
+def report(request: Request, trials: dict[str, list[Trial]], write: bool) -> tuple[list[str], list[str]]:
     """Print each method's trial table; write its selection file once all its trials finished.
     Returns (methods still waiting for runs, methods whose every trial diverged)."""
-    folder = request["results_dir"] / "selected" / request["suite"]
+    folder = request.results_dir / "selected" / request.suite
     waiting, failed = [], []
     for name, rows in trials.items():
-        chosen = selection.select(rows) if all(t.complete for t in rows) else None
-        print(f"\n{name}: {len(rows)} trials x seeds {request['seeds']}, validation mean accuracy (%)")
+        finished = all(t.complete for t in rows)
+        chosen = selection.select(rows) if finished else None
+        print(f"\n{name}: {len(rows)} trials x seeds {request.seeds}, validation mean accuracy (%)")
         for t in rows:
             per_seed = " ".join(f"{100 * t.validation[s]:6.2f}" if s in t.validation else
-                                ("  div." if s in t.diverged else "     -") for s in request["seeds"])
+                                ("  div." if s in t.diverged else "     -") for s in request.seeds)
             score = "" if math.isnan(t.score) else f"{100 * t.score:6.2f}"
             mark = "*" if chosen is not None and t.index == chosen.index else " "
             print(f" {mark} trial {t.index:>2}  {per_seed}  mean {score:>6}  {' '.join(t.overrides) or '(default)'}")
         if chosen is None:
-            if all(t.complete for t in rows):
+            if finished:
                 print(f"  every trial of {name} diverged: nothing to select")
                 failed.append(name)
             else:
                 waiting.append(name)
             continue
         if write:
-            record = selection.selection_record(name, request["suite"], rows, chosen, request["seeds"],
-                                                describe(METHODS.get(name).search), request["validation"],
-                                                request["shared"])
+            record = selection.selection_record(name, request.suite, rows, chosen, request.seeds,
+                                                describe(METHODS.get(name).search), request.validation,
+                                                request.shared)
             print(f"  selected trial {chosen.index}: {selection.write(folder, record)}")
     return waiting, failed
 
@@ -232,8 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     queue = sweep.launchers.squeue()
     states = [sweep.state(r, queue)[0] for r in unique]
     todo = [r for r, s in zip(unique, states) if s in sweep.LAUNCH]
-    print(f"tune of {', '.join(request['methods'])} on {request['suite']}: {request['trials']} trials x seeds "
-          f"{request['seeds']}; {sweep.counts(states)}; {len(todo)} to "
+    print(f"tune of {', '.join(request.methods)} on {request.suite}: {request.trials} trials x seeds "
+          f"{request.seeds}; {sweep.counts(states)}; {len(todo)} to "
           f"{'submit' if launcher == 'slurm' else 'run here'}")
     try:
         if launcher == "slurm":
