@@ -57,3 +57,11 @@ def population_phi(name: str, steps: int, **cfg) -> torch.Tensor:
         pop.inner_step()
         method.after_step(step, pop)
     return pop.phi
+
+
+def assert_equals_reference(ours: torch.Tensor, ref: torch.Tensor, moved_atol: float = 1e-8) -> None:
+    """``ours`` equals an independent reference phi to 1e-6, and the reference has moved from
+    population_phi's phi_0 by more than ``moved_atol`` (else their equality would prove nothing)."""
+    torch.manual_seed(0)
+    assert not torch.allclose(ref, flat_params(ConvNet(1, 4)), atol=moved_atol), "phi must have moved"
+    torch.testing.assert_close(ours, ref, atol=1e-6, rtol=0)
