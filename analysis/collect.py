@@ -33,7 +33,8 @@ from methods.base import METHODS, display_name
 # the final phi unchanged.
 NOT_SWEPT_PREFIXES = (
     "results_dir", "data.root", "data.cache_dir", "data.download", "runner.",
-    "seed", "method.name", "suite.", "metatest.at_steps", "metatest.validation_at_steps", "checkpoint.",
+    "seed", "method.name", "suite.", "metatest.at_steps", "metatest.validation_at_steps", "metatest.train_sizes",
+    "checkpoint.",
     "train.log_every", "log.",
 )
 # Shown even when constant, because every reader of a table asks for them.
@@ -53,6 +54,7 @@ class Collection:
     training: pd.DataFrame  # training.csv: run x logged step x source task
     swept: list[str]  # the hyperparameter columns of runs.csv
     validation: pd.DataFrame = field(default_factory=pd.DataFrame)  # validation.csv: run x validation task
+    limited: pd.DataFrame = field(default_factory=pd.DataFrame)  # limited.csv: run x target x train_size (final phi)
     incomplete: list[str] = field(default_factory=list)  # run folders with neither ``done`` nor ``diverged``
     diverged: list[str] = field(default_factory=list)  # "folder: ours seed 0 diverged at ..." per diverged run
     unreadable: list[str] = field(default_factory=list)  # "folder/file[:line]: error" for done folders skipped
@@ -190,7 +192,7 @@ def collect(root: str | Path, only: set[Path] | None = None) -> Collection:
             unreadable.append(str(e))
     infos, swept = _describe(runs, root)
     id_cols = ID_COLUMNS + swept
-    run_rows, curve_rows, train_rows, validation_rows = [], [], [], []
+    run_rows, curve_rows, train_rows, validation_rows, limited_rows = [], [], [], [], []
     for run, info in zip(runs, infos):
         s = run["summary"]
         ident = {k: info.get(k) for k in id_cols}
@@ -204,6 +206,10 @@ def collect(root: str | Path, only: set[Path] | None = None) -> Collection:
         per_step = inner_steps_per_step(run)
         for row in run["metatest"]:
             if row.get("role", "target") != "target":  # validation tasks select; they are not results
+                continue
+            if row.get("train_size") is not None:  # limited data: the final phi on fewer target images
+                limited_rows.append({**ident, "target": row["target"], "train_size": row["train_size"],
+                                     "accuracy": row["accuracy"], **tail, "_sort": info["_sort"]})
                 continue
             final = row["phi_step"] == "final"
             inner = s["inner_steps"] if final else row["phi_step"] * per_step
@@ -219,6 +225,7 @@ def collect(root: str | Path, only: set[Path] | None = None) -> Collection:
         training=_ordered(_frame(train_rows, swept), ["step", "task"]),
         swept=swept,
         validation=_ordered(_frame(validation_rows, swept), []),
+        limited=_ordered(_frame(limited_rows, swept), ["train_size"]),
         incomplete=[rel(f, root) for f in incomplete],
         diverged=[diverged_line(f, root) for f in diverged],
         unreadable=unreadable,

@@ -54,12 +54,17 @@ class MetaTestConfig:
     gamma: float = 0.3
     at_steps: list[int] = field(default_factory=list)  # also meta-test phi saved at these steps (on the targets)
     validation_at_steps: bool = False  # ... and on the validation tasks too (the final phi always is)
+    # Limited data: also meta-test the final phi on the targets with only this many training
+    # images per class (a seeded, stratified subset; the test split is unchanged).
+    train_sizes: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for key in ("steps", "batch_size", "lr"):
             require(getattr(self, key) > 0, f"metatest.{key}", f"must be > 0, got {getattr(self, key)}")
         require(all(0 < m < 1 for m in self.milestones), "metatest.milestones", "must lie in (0, 1)")
         require(all(s > 0 for s in self.at_steps), "metatest.at_steps", "must be positive steps")
+        require(all(n > 0 for n in self.train_sizes), "metatest.train_sizes",
+                f"must be positive images per class, got {list(self.train_sizes)}")
 
 
 @dataclass

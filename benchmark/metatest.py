@@ -43,6 +43,32 @@ from benchmark.train import Diverged
 from tasks.registry import TaskSpec, Splits
 
 
+class TooFewImages(ValueError):
+    """A ``metatest.train_sizes`` entry larger than a target's smallest class."""
+
+
+def check_train_sizes(cfg: Config, data: dict[str, Splits]) -> None:
+    """Every requested limited-data size fits every target; raised before any compute."""
+    for target in cfg.suite.targets:
+        smallest = int(torch.bincount(data[target].train_y).min())
+        big = [n for n in cfg.metatest.train_sizes if n > smallest]
+        if big:
+            raise TooFewImages(f"metatest.train_sizes: {big} images per class is more than target {target} has "
+                               f"(its smallest class has {smallest} training images)")
+
+
+def limited(splits: Splits, per_class: int, seed: int, task: str) -> Splits:
+    """The same test split; ``per_class`` training images of each class, drawn by (seed, task, size)
+    alone, so every method meets the same subset (a stratified draw without replacement)."""
+    g = generator(seed, task, "train_size", per_class)
+    keep = []
+    for c in range(int(splits.train_y.max()) + 1):
+        idx = (splits.train_y == c).nonzero().flatten()
+        keep.append(idx[torch.randperm(len(idx), generator=g)[:per_class]])
+    keep = torch.cat(keep).sort().values
+    return Splits(splits.train_x[keep], splits.train_y[keep], splits.test_x, splits.test_y)
+
+
 def meta_test(cfg: Config, phi: dict, spec: TaskSpec, splits: Splits, device: torch.device,
               progress: bool = True, desc: str = "") -> float:
     body = build_body(cfg, spec.channels)

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from benchmark import distributed, logs
 from benchmark.config import Config, cores, validate
-from benchmark.metatest import meta_test
+from benchmark.metatest import TooFewImages, check_train_sizes, limited, meta_test
 from benchmark.storage import RunBusy, RunDir, git_commit
 from benchmark.train import Diverged, meta_train
 from methods.base import METHODS
@@ -69,6 +69,7 @@ def execute(cfg: Config, progress: bool = True) -> RunDir:
     torch.set_num_threads(cfg.runner.threads or max(1, cores() // cfg.runner.world_size))
     device = distributed.device_for(cfg.runner.device, place)
     data = load_data(cfg)  # before the lock and the folder: missing data leaves nothing behind
+    check_train_sizes(cfg, data)
     # The process that owns the run holds its lock: this one, a self-spawn's parent
     # (above; not its workers), or rank 0 under torchrun / srun.
     owner = place is None or (place.rank == 0 and distributed.SPAWNED not in os.environ)
@@ -130,7 +131,9 @@ def _identity(cfg: Config, run: RunDir) -> dict:
 def finish(cfg: Config, run: RunDir, data: dict[str, Splits], device, result: dict, progress: bool) -> None:
     """Meta-test the final phi on the targets and the validation tasks, and every saved
     ``metatest.at_steps`` phi on the targets (and on the validation tasks if
-    ``metatest.validation_at_steps``); then mark the run done."""
+    ``metatest.validation_at_steps``), and the final phi again on the targets with each
+    ``metatest.train_sizes`` subset of their training images (rows with ``train_size``);
+    then mark the run done."""
     steps = sorted(s for s in cfg.metatest.at_steps if (run.checkpoints / f"phi_{s}.pt").exists())
     tasks = [("target", t) for t in cfg.suite.targets] + [("validation", t) for t in cfg.suite.validation]
     rows, final = [], {"target": {}, "validation": {}}
@@ -139,18 +142,20 @@ def finish(cfg: Config, run: RunDir, data: dict[str, Splits], device, result: di
         for role, task in tasks:
             if role == "validation" and phi_step != "final" and not cfg.metatest.validation_at_steps:
                 continue
-            try:
-                acc = meta_test(cfg, phi, TASKS.get(task), data[task], device, progress,
-                                desc=f"meta-test {task} @ {phi_step}")
-            except Diverged as e:
-                e.inner_steps = result["inner_steps"]
-                raise
+            acc = _meta_test(cfg, phi, task, data[task], device, progress, result, f"meta-test {task} @ {phi_step}")
             step = result["steps"] if phi_step == "final" else phi_step
             inner = step * result["inner_steps"] // max(1, result["steps"])
             rows.append({"target": task, "role": role, "phi_step": phi_step, "inner_steps": inner, "accuracy": acc})
             if phi_step == "final":
                 final[role][task] = acc
-    run.log("metatest", rows)
+    limited_rows = []
+    for size in cfg.metatest.train_sizes:
+        for task in cfg.suite.targets:
+            acc = _meta_test(cfg, phi, task, limited(data[task], size, cfg.seed, task), device, progress,
+                             result, f"meta-test {task} @ final, {size} per class")
+            limited_rows.append({"target": task, "role": "target", "phi_step": "final", "train_size": size,
+                                 "inner_steps": result["inner_steps"], "accuracy": acc})
+    run.log("metatest", rows + limited_rows)
     validation = final["validation"]
     run.finish({
         **_identity(cfg, run), "inner_steps": result["inner_steps"], "wall_seconds": round(result["wall_seconds"], 3),
@@ -158,6 +163,15 @@ def finish(cfg: Config, run: RunDir, data: dict[str, Splits], device, result: di
         "validation_accuracy": validation,
         "validation_mean": sum(validation.values()) / len(validation) if validation else None,
     })
+
+
+def _meta_test(cfg: Config, phi: dict, task: str, splits: Splits, device, progress: bool, result: dict,
+               desc: str) -> float:
+    try:
+        return meta_test(cfg, phi, TASKS.get(task), splits, device, progress, desc=desc)
+    except Diverged as e:
+        e.inner_steps = result["inner_steps"]
+        raise
 
 
 def print_table(run: RunDir) -> None:
@@ -187,6 +201,9 @@ def main(cfg: DictConfig) -> None:
         print(f"error: {e}", file=sys.stderr)
     except RunBusy as e:
         code = EXIT_BUSY
+        print(f"error: {e}", file=sys.stderr)
+    except TooFewImages as e:  # a key that does not fit the data: nothing was written
+        code = EXIT_CONFIG
         print(f"error: {e}", file=sys.stderr)
     except (RunFailed, FileNotFoundError) as e:  # FileNotFoundError: a dataset is missing
         print(f"error: {e}", file=sys.stderr)

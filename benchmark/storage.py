@@ -34,7 +34,7 @@ NOT_IDENTITY = ("results_dir", "data.root", "data.cache_dir", "data.download", "
 
 # Keys added after run folders existed, with their defaults: a key at its default is left
 # out of the hash, so every older run keeps its id (and is found, skipped, resumed).
-ADDED_KEYS = {"metatest.validation_at_steps": False}
+ADDED_KEYS = {"metatest.validation_at_steps": False, "metatest.train_sizes": []}
 
 
 def identity(config: dict) -> dict:
