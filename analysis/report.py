@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import plots, protocol, tables
+from analysis import horizon, plots, protocol, tables
 from benchmark import logs
 from analysis.collect import Collection, collect
 
@@ -56,7 +56,7 @@ def read_csv(path: Path) -> pd.DataFrame:
 def write_csvs(collection: Collection, out: Path) -> dict[str, pd.DataFrame]:
     """Write the tidy CSVs and read them back: the tables are built from exactly these bytes."""
     frames = {"runs": collection.runs, "curves": collection.curves, "training": collection.training,
-              "validation": collection.validation}
+              "validation": collection.validation, "limited": collection.limited}
     back = {}
     for name, df in frames.items():
         if df.empty:
@@ -120,13 +120,51 @@ def suite_section(suite: str, frames: dict[str, pd.DataFrame], swept: list[str],
              improvement.caption, "", tables.to_markdown(improvement, corner="P(row > column)"), "",
              f"Data: [improvement{suffix}.csv](improvement{suffix}.csv).", "",
              "### Inner steps to 95% of the best", "", steps.caption, "",
-             tables.to_markdown(steps), "", "### Figures", ""]
+             tables.to_markdown(steps), "",
+             *horizon_section(suite, runs, curves, of_suite(frames, "limited", suite), tuned, out, suffix),
+             "### Figures", ""]
     for title, paths, why_not in figures:
         if paths:
             lines += [f"- [{title}]({paths[0].name}) ([PDF]({paths[1].name}))  ", f"  ![{title}]({paths[0].name})"]
         else:
             lines.append(f"- {title}: not drawn ({why_not})")
     return [*lines, ""]
+
+
+def horizon_section(suite: str, runs: pd.DataFrame, curves: pd.DataFrame, limited: pd.DataFrame,
+                    tuned: tuple[dict, pd.DataFrame] | None, out: Path, suffix: str) -> list[str]:
+    """Steps to reach Reptile's final accuracy, accuracy along the horizon, against K, and with
+    few target images (see ``analysis.horizon``); each table that the runs allow."""
+    targets = tables.targets_of(runs)
+    by_row = horizon.seed_curves(curves, targets) if not curves.empty else {}
+    overrides = (tuned[0].get(suite, {}).get(horizon.REFERENCE, {}).get("overrides", []) if tuned else [])
+    reference = horizon.reference_row(list(by_row), runs, dict(o.split("=", 1) for o in overrides))
+    found: list[tuple[str, str, tables.Table | None, str]] = []  # (title, file stem, table, why not)
+    if reference:
+        frame, threshold = horizon.steps_to_reach(curves, targets, reference)
+        frame.to_csv(out / f"steps_to_reach{suffix}.csv", index=False)
+        found.append(("Steps to reach Reptile's final accuracy", "steps_to_reach",
+                      horizon.steps_to_reach_table(frame, threshold, reference, suite), ""))
+    else:
+        found.append(("Steps to reach Reptile's final accuracy", "steps_to_reach", None,
+                      "no Reptile run with meta-tested checkpoints"))
+    found += [
+        ("Accuracy along the horizon", "horizon",
+         horizon.horizon_table(curves, targets, suite) if by_row else None, "no meta-tested checkpoints"),
+        ("Accuracy against K", "accuracy_vs_K", horizon.k_table(runs, suite),
+         "no method was run at two or more values of method.reset_every"),
+        ("Limited target data", "limited", horizon.limited_table(limited, runs, suite),
+         "no run set metatest.train_sizes"),
+    ]
+    lines = ["### Long horizon", ""]
+    for title, stem, table, why_not in found:
+        if table is None:
+            lines += [f"- {title}: not computed ({why_not}).", ""]
+            continue
+        (out / f"{stem}{suffix}.tex").write_text(tables.to_latex(table))
+        data = f" Data: [{stem}{suffix}.csv]({stem}{suffix}.csv)." if stem == "steps_to_reach" else ""
+        lines += [f"#### {title}", "", table.caption + data, "", tables.to_markdown(table), ""]
+    return lines
 
 
 def write_report(results: Path, collection: Collection, out: Path) -> None:
@@ -181,10 +219,10 @@ def from_report(folder: Path) -> Collection:
     tables and figures are functions of runs.csv, curves.csv and training.csv, and the
     skipped runs are listed in skipped.json (a report written before it existed lacks it)."""
     frames = {name: read_csv(folder / f"{name}.csv") if (folder / f"{name}.csv").exists()
-              else pd.DataFrame() for name in ("runs", "curves", "training", "validation")}
+              else pd.DataFrame() for name in ("runs", "curves", "training", "validation", "limited")}
     swept = hyperparameter_columns(frames["runs"])
     tidy = dict(runs=frames["runs"], curves=frames["curves"], training=frames["training"], swept=swept,
-                validation=frames["validation"])
+                validation=frames["validation"], limited=frames["limited"])
     if not (folder / SKIPPED).exists():
         return Collection(**tidy, skipped_known=False)
     skipped = json.loads((folder / SKIPPED).read_text())

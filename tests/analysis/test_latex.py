@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from analysis.collect import collect
+from analysis.horizon import horizon_table, k_table, limited_table, steps_to_reach, steps_to_reach_table
 from analysis.protocol import selection_gap
 from analysis.tables import (accuracy_table, aggregate_table, aggregates, improvement_table, steps_to_95,
                              to_latex)
@@ -27,6 +28,10 @@ DOCUMENT = r"""\documentclass{article}
 \input{aggregate.tex}
 \input{improvement.tex}
 \input{selection_gap.tex}
+\input{steps_to_reach.tex}
+\input{horizon.tex}
+\input{accuracy_vs_K.tex}
+\input{limited.tex}
 \end{document}
 """
 
@@ -46,6 +51,13 @@ def test_tables_compile(tmp_path):
                            "validation": [0.5, 0.6, 0.3], "target": [0.55, 0.52, 0.3],
                            "selected": [False, True, True]})
     (tmp_path / "selection_gap.tex").write_text(to_latex(selection_gap(trials, "toy")))
+    targets = ["toy_e", "toy_f"]
+    frame, threshold = steps_to_reach(c.curves, targets, "Reptile", reps=200)
+    (tmp_path / "steps_to_reach.tex").write_text(to_latex(steps_to_reach_table(frame, threshold, "Reptile", "toy")))
+    (tmp_path / "horizon.tex").write_text(to_latex(horizon_table(c.curves, targets, "toy")))
+    (tmp_path / "accuracy_vs_K.tex").write_text(to_latex(k_table(c.runs, "toy")))
+    limited = c.runs.assign(train_size=3, accuracy=c.runs["accuracy"] / 2)
+    (tmp_path / "limited.tex").write_text(to_latex(limited_table(limited, c.runs, "toy")))
     (tmp_path / "doc.tex").write_text(DOCUMENT)
     out = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
                          capture_output=True, text=True, timeout=120)

@@ -63,3 +63,15 @@ def test_a_size_larger_than_a_target_class_fails_naming_key_and_target_before_an
     assert not any(tmp_path.rglob("config.yaml"))
     with pytest.raises(ValueError, match="metatest.train_sizes: must be positive"):
         compose_config([*TINY, "metatest.train_sizes=[0]"])
+
+
+def test_the_report_tabulates_limited_data_and_regenerates_it_from_its_own_folder(tmp_path):
+    from analysis.report import main
+
+    execute(compose_config([*TINY, f"results_dir={tmp_path}", "metatest.train_sizes=[2]"]), progress=False)
+    assert main([str(tmp_path), "--out", str(tmp_path / "report")]) == 0
+    summary = (tmp_path / "report" / "summary.md").read_text()
+    assert "#### Limited target data" in summary and "| 2 per class | All |" in summary
+    assert (tmp_path / "report" / "limited.csv").exists() and (tmp_path / "report" / "limited.tex").exists()
+    assert main([str(tmp_path / "report")]) == 0  # from its CSVs alone
+    assert (tmp_path / "report" / "summary.md").read_text().split("\n", 3)[3] == summary.split("\n", 3)[3]
