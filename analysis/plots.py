@@ -36,6 +36,7 @@ MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "h", "<"]
 LINESTYLES = ["-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 2))]
 REFERENCE = (0, (4, 2))  # a method without meta-training: its phi_0 accuracy as a level
 K = "method.reset_every"
+LOG_SPAN = 20  # checkpoints spanning more than this ratio of inner steps get a log x-axis
 DODGE = 1.04  # x factor between lines at the same K (a ratio, since K is often on a log axis)
 
 
@@ -160,7 +161,7 @@ def metaconvergence(curves: pd.DataFrame, targets: list[str], style: dict[str, S
         return None
     with sns.axes_style("whitegrid"), plt.rc_context(RC):
         fig, ax = _figure()
-        drawn, reference = [r for r in style if r in set(per_run["row"])], set()
+        drawn, reference, spans = [r for r in style if r in set(per_run["row"])], set(), []
         for row in drawn:
             ci = mean_ci_frame(per_run[per_run["row"] == row], ["phi_step"], "accuracy")
             steps = per_run[per_run["row"] == row].groupby("phi_step")["inner_steps"].mean()
@@ -169,8 +170,16 @@ def metaconvergence(curves: pd.DataFrame, targets: list[str], style: dict[str, S
                 ax.axhline(ci["mean"].iloc[0], color=style[row].color, ls=REFERENCE, lw=1.0)
                 reference.add(row)
                 continue
+            if len(ci) < 2:  # its final phi only (a K study's variant, say): no curve to draw
+                continue
             _band(ax, ci["inner_steps"], ci["mean"], ci["half_width"], style[row], row)
-        ax.set_xlim(left=0)
+            spans.append(ci["inner_steps"])
+        drawn = [r for r in drawn if r in reference or any(line.get_label() == r for line in ax.get_lines())]
+        steps = pd.concat(spans) if spans else pd.Series([0.0])
+        if steps.min() > 0 and steps.max() / steps.min() > LOG_SPAN:  # log-spaced checkpoints
+            ax.set_xscale("log")
+        else:
+            ax.set_xlim(left=0)
         _clip_to_percent(ax)
         ax.set_xlabel("Cumulative inner steps of meta-training")
         ax.set_ylabel(f"Accuracy on {target} (%)" if target else "Mean target accuracy (%)")
