@@ -80,6 +80,7 @@ class RunnerConfig:
     world_size: int = 1
     threads: int = 0  # torch threads per process; 0: cores / world_size
     timeout: float = 600.0  # seconds a collective may wait for a peer before failing
+    compile: bool = False  # torch.compile the inner step's body forward (benchmark/compiled.py); not in the run id
 
     def __post_init__(self) -> None:
         require(re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device) is not None, "runner.device",

@@ -18,6 +18,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from benchmark import distributed, logs
+from benchmark.compiled import check_compile
 from benchmark.config import Config, cores, validate
 from benchmark.metatest import TooFewImages, check_train_sizes, limited, meta_test
 from benchmark.storage import RunBusy, RunDir, git_commit
@@ -68,6 +69,8 @@ def execute(cfg: Config, progress: bool = True) -> RunDir:
 
     torch.set_num_threads(cfg.runner.threads or max(1, cores() // cfg.runner.world_size))
     device = distributed.device_for(cfg.runner.device, place)
+    if cfg.runner.compile:
+        check_compile(device)
     data = load_data(cfg)  # before the lock and the folder: missing data leaves nothing behind
     check_train_sizes(cfg, data)
     # The process that owns the run holds its lock: this one, a self-spawn's parent
@@ -122,10 +125,12 @@ def _already_finished(run: RunDir, place: distributed.Place | None) -> bool:
 
 def _identity(cfg: Config, run: RunDir) -> dict:
     """What every summary records; the layout too, since the run id leaves it out and CPU
-    results are bit-identical only across layouts of equal threads per process."""
+    results are bit-identical only across layouts of equal threads per process (and equal
+    ``runner.compile``)."""
     return {"method": cfg.method.name, "suite": cfg.suite.name, "seed": cfg.seed, "run_id": run.id,
             "git_commit": git_commit(), "layout": {"world_size": cfg.runner.world_size,
-                                                   "threads": torch.get_num_threads(), "device": cfg.runner.device}}
+                                                   "threads": torch.get_num_threads(), "device": cfg.runner.device,
+                                                   "compile": cfg.runner.compile}}
 
 
 def finish(cfg: Config, run: RunDir, data: dict[str, Splits], device, result: dict, progress: bool) -> None:
@@ -188,6 +193,8 @@ def main(cfg: DictConfig) -> None:
     try:
         typed = validate(cfg)
         distributed.check_device(typed.runner.device)  # this machine's devices, before any compute
+        if typed.runner.compile:
+            check_compile(distributed.device_for(typed.runner.device, distributed.place_from_env()))
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(EXIT_CONFIG)

@@ -28,7 +28,8 @@ from omegaconf import OmegaConf
 from benchmark import atomic
 
 # Keys that never change a run's numbers: where files go, how processes are laid out,
-# how often a resumable checkpoint is written, what is logged.
+# how often a resumable checkpoint is written, what is logged. (The thread count and
+# runner.compile change them by rounding alone; summary.json records both.)
 NOT_IDENTITY = ("results_dir", "data.root", "data.cache_dir", "data.download", "runner", "checkpoint.every", "log")
 
 
@@ -263,6 +264,11 @@ class RunDir:
                 warn(f"the checkpoint at step {pointer['step']} was written with {pointer['threads']} torch threads, "
                      f"this process runs {torch.get_num_threads()}: the result will not be bit-identical to an "
                      "uninterrupted run (CPU kernels round differently with the thread count)")
+            was, now = pointer.get("compile", False), self.config.get("runner", {}).get("compile", False)
+            if was != now:
+                warn(f"the checkpoint at step {pointer['step']} was written with runner.compile={str(was).lower()}, "
+                     f"this run has runner.compile={str(now).lower()}: the result will not be bit-identical to an "
+                     "uninterrupted run (compiled kernels round differently)")
             if name != "resume.json":
                 warn(f"resuming from the previous checkpoint, step {pointer['step']}")
                 atomic.write_json(self.checkpoints / "resume.json", pointer)
@@ -293,7 +299,8 @@ class RunDir:
             if current.exists():
                 os.replace(current, self.checkpoints / "resume.prev.json")
             atomic.write_json(current, {"step": step, "world_size": collective.world_size,
-                                        "threads": torch.get_num_threads(), "files": files})
+                                        "threads": torch.get_num_threads(),
+                                        "compile": self.config.get("runner", {}).get("compile", False), "files": files})
             keep = set(files)
             with contextlib.suppress(FileNotFoundError, CorruptCheckpoint):
                 keep |= set(self.read_pointer("resume.prev.json")["files"])

@@ -1,7 +1,8 @@
 """The meta-training loop: seed, build, loop, checkpoint. One function, top to bottom.
 
 A batch's path: ``TaskStream.batch(step)`` gathers uint8 images already on the device
-and normalizes them; the learner (body + head) computes the loss; ``backward`` writes
+and normalizes them; the learner (body + head) computes the loss (``runner.compile``: the body
+through ``torch.compile``, see ``benchmark/compiled.py``); ``backward`` writes
 the gradient into the population's flat buffer; ``Population.inner_step`` moves every
 learner; then the method's policy may move phi, shift or reset the learners (a policy
 that steps phi with the training gradients does so just before the inner step).
@@ -30,12 +31,14 @@ lists its own):
 """
 from __future__ import annotations
 
+import logging
 import time
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from benchmark.compiled import body_forward
 from benchmark.config import Config
 from benchmark.data import TaskStream, generator, split_train_val, val_indices
 from benchmark.distributed import Collective, injected_fault
@@ -44,6 +47,8 @@ from benchmark.population import Population
 from benchmark.storage import RunDir, StopRequest
 from methods.base import METHODS, Method
 from tasks.registry import TASKS, Splits
+
+log = logging.getLogger("lsml")
 
 
 class Diverged(RuntimeError):
@@ -140,6 +145,7 @@ def meta_train(
     losses = pop.train_losses  # the policy may read this step's losses (Leap does)
     first_bad = torch.zeros(len(specs), dtype=torch.long, device=device)
     last_log, wall_before = 0, 0.0
+    forward = body_forward(cfg.runner.compile)
     if resume_step:
         state = run.load_state(resume_step, collective.rank)
         pop.load_state_dict(state["population"])
@@ -152,13 +158,14 @@ def meta_train(
                    desc=f"meta-train {cfg.method.name}", disable=None if progress else True,
                    mininterval=1.0)
         fault = injected_fault(collective.rank)
+        loop_start = time.perf_counter()
         for step in bar:
             pop.step = step
             if step == fault:
                 raise RuntimeError(f"injected fault at step {step} on rank {collective.rank} (LSML_FAULT)")
             for i, (learner, stream) in enumerate(zip(pop.learners, streams)):
                 x, y = stream.batch(step)
-                logits = learner(x)
+                logits = learner.head(forward(learner.body, x))
                 loss = F.cross_entropy(logits, y)
                 loss.backward()
                 losses[i] = loss.detach()
@@ -168,6 +175,8 @@ def meta_train(
             method.before_step(step, pop)
             pop.inner_step()
             method.after_step(step, pop)
+            if cfg.runner.compile and step == resume_step + 1:
+                log.info("runner.compile: first step done %.1f s after the loop started", time.perf_counter() - loop_start)
 
             logging_step = step % cfg.train.log_every == 0 or step == steps
             stopping = collective.any(stop.requested is not None)  # every rank stops at the same step

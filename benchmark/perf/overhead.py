@@ -12,10 +12,15 @@ the median (and every value) over interleaved repeats in this one process:
   above (an A/A test);
 - the policy's share: the time ``after_step`` itself takes inside those same runs, as a
   fraction of reptile's meta-training time. This is the same quantity measured without
-  the run-to-run noise, which on a shared machine is tens of percent.
+  the run-to-run noise, which on a shared machine is tens of percent;
+- compiled / bare and compiled / reptile: reptile again with ``runner.compile=true``,
+  against the bare (eager) loop and the eager runner; the reptile A/A above is its noise
+  floor too. Before the repeats it prints the seconds the first compiled run took until
+  its first step was done (compilation, or loading it from inductor's cache) and how many
+  graphs dynamo compiled; unless ``--no-compile``.
 
-Repeats are short and alternate their order (reptile, ours, reptile again; then reversed),
-so a slow drift of the machine's speed cancels over pairs of repeats.
+Repeats are short and alternate their order (reptile, ours, reptile again, compiled; then
+reversed), so a slow drift of the machine's speed cancels over pairs of repeats.
 """
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ import torch.nn.functional as F
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
+from benchmark.compiled import check_compile
 from benchmark.config import cores, validate
 from benchmark.data import normalize
 from benchmark.distributed import device_for
@@ -100,6 +106,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=21, help="interleaved repeats (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=25,
                         help="inner steps per timed run, also Reptile's K (default: %(default)s)")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time the runner with runner.compile=true (default: %(default)s)")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="config overrides, as for python -m benchmark.run (e.g. suite=toy runner.threads=1)")
     args = parser.parse_intermixed_args(argv)
@@ -118,26 +126,43 @@ def main(argv: list[str] | None = None) -> None:
     data = load_data(cfg)
     reptile = [*base, "method=reptile", f"method.reset_every={steps}"]
     ours = [*base, "method=ours"]
+    compiled = [*reptile, "runner.compile=true"]
+    runs = {"reptile": reptile, "ours": ours, "again": reptile, **({"compiled": compiled} if args.compile else {})}
     timer = PolicyTimer(METHODS.get("ours").build, device)  # Reptile is CTS without the shift: timed too
     bare_seconds(cfg, data, device, 5)  # warm-up
     runner_seconds(reptile, data, device, timer)
-    r_bare, r_cts, r_aa, share = [], [], [], []
+    if args.compile:
+        check_compile(device)
+        graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+        first, _ = runner_seconds([*compiled, "train.steps=1", "train.log_every=1", "method.reset_every=1"], data,
+                                  device, timer)
+        graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"] - graphs
+        print(f"compiled: first step done after {first:.1f}s; graphs compiled: {graphs}", flush=True)
+    wall = {name: [] for name in ("bare", *runs)}
+    policy = {name: [] for name in runs}  # seconds in after_step
     for i in range(repeats):
-        t_bare = bare_seconds(cfg, data, device, steps)
-        order = ("reptile", "ours", "again") if i % 2 == 0 else ("again", "ours", "reptile")
-        t = {name: runner_seconds(ours if name == "ours" else reptile, data, device, timer) for name in order}
-        (t_rep, p_rep), (t_ours, p_ours), (t_again, _) = t["reptile"], t["ours"], t["again"]
-        r_bare.append(t_rep / t_bare)
-        r_cts.append(t_ours / t_rep)
-        r_aa.append(t_again / t_rep)
-        share.append((p_ours - p_rep) / t_rep)
-        print(f"repeat {i}: bare {t_bare:.2f}s  reptile(K=steps) {t_rep:.2f}s and {t_again:.2f}s  ours {t_ours:.2f}s  "
-              f"(after_step {1e3 * p_ours / steps:.3f} ms/step)  "
-              f"per task-step bare {1e3 * t_bare / steps / len(cfg.suite.sources):.2f} ms", flush=True)
+        wall["bare"].append(bare_seconds(cfg, data, device, steps))
+        for name in list(runs) if i % 2 == 0 else list(runs)[::-1]:
+            t, p = runner_seconds(runs[name], data, device, timer)
+            wall[name].append(t)
+            policy[name].append(p)
+        print(f"repeat {i}: " + "  ".join(f"{name} {t[-1]:.2f}s" for name, t in wall.items())
+              + f"  (ours' after_step {1e3 * policy['ours'][-1] / steps:.3f} ms/step)", flush=True)
     print(f"suite={cfg.suite.name} steps={steps} tasks={len(cfg.suite.sources)} threads={torch.get_num_threads()}")
-    for label, ratios in (("runner / bare PyTorch loop", r_bare), ("ours / reptile(K=steps)", r_cts),
-                          ("reptile / reptile (A/A)", r_aa), ("1 + CTS after_step share", [1 + s for s in share])):
-        print(f"{label + ':':28s}median {statistics.median(ratios):.4f} (all: "
+    for name, t in wall.items():
+        print(f"{name + ':':30s}median {1e3 * statistics.median(t) / steps:.2f} ms/step")
+
+    def ratio(a: str, b: str) -> list[float]:
+        return [x / y for x, y in zip(wall[a], wall[b])]
+
+    share = [(p - q) / t for p, q, t in zip(policy["ours"], policy["reptile"], wall["reptile"])]
+    rows = [("runner / bare PyTorch loop", ratio("reptile", "bare")), ("ours / reptile(K=steps)", ratio("ours", "reptile")),
+            ("reptile / reptile (A/A)", ratio("again", "reptile")), ("1 + CTS after_step share", [1 + s for s in share])]
+    if args.compile:
+        rows += [("compiled / bare PyTorch loop", ratio("compiled", "bare")),
+                 ("compiled / reptile (eager)", ratio("compiled", "reptile"))]
+    for label, ratios in rows:
+        print(f"{label + ':':30s}median {statistics.median(ratios):.4f} (all: "
               + ", ".join(f"{r:.3f}" for r in ratios) + ")")
 
 

@@ -46,14 +46,18 @@ def test_non_positive_counts_are_refused(module, argv, capsys):
     assert "must be at least 1" in capsys.readouterr().err
 
 
-def test_overhead_reports_every_ratio(capsys, monkeypatch):
+@pytest.mark.parametrize("compile", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_overhead_reports_every_ratio(capsys, monkeypatch, compile):
     cts = METHODS.get("ours").build
     monkeypatch.setattr(cts, "after_step", cts.after_step)  # the script wraps it; undone after the test
-    overhead.main(["--repeats", "2", "--steps", "3", "suite=toy", "runner.threads=1"])
+    overhead.main(["--repeats", "2", "--steps", "3", "suite=toy", "runner.threads=1",
+                   "--compile" if compile else "--no-compile"])
     out = capsys.readouterr().out
+    compiled = ("compiled / bare PyTorch loop", "compiled / reptile (eager)")
     for label in ("runner / bare PyTorch loop", "ours / reptile(K=steps)", "reptile / reptile (A/A)",
-                  "1 + CTS after_step share"):
+                  "1 + CTS after_step share", *(compiled if compile else ())):
         assert re.search(re.escape(label) + r":\s+median \d+\.\d+ \(all: \d", out), label
+    assert ("compiled: first step done after" in out) == compile
     assert out.count("repeat ") == 2
     assert "suite=toy steps=3 tasks=4 threads=1" in out
 

@@ -205,4 +205,4 @@ def test_a_resume_under_another_thread_count_warns_and_the_layout_is_recorded(tm
     capfd.readouterr()
     run = execute(more, progress=False)
     assert "written with 1 torch threads, this process runs 2" in capfd.readouterr().err
-    assert run.summary()["layout"] == {"world_size": 1, "threads": 2, "device": "auto"}
+    assert run.summary()["layout"] == {"world_size": 1, "threads": 2, "device": "auto", "compile": False}
