@@ -34,6 +34,7 @@ from methods.base import METHODS, display_name
 NOT_SWEPT_PREFIXES = (
     "results_dir", "data.root", "data.cache_dir", "data.download", "runner.",
     "seed", "method.name", "suite.", "metatest.at_steps", "metatest.validation_at_steps", "metatest.train_sizes",
+    "metatest.episode",
     "checkpoint.",
     "train.log_every", "log.",
 )
@@ -43,6 +44,9 @@ ALWAYS_SHOWN = ("method.meta_lr", "method.reset_every")
 SHORT_NAMES = {"method.reset_every": "K"}
 
 ID_COLUMNS = ["method", "display", "variant", "suite", "seed"]
+# What episodes.csv keeps of a ``protocol: episodes`` row of metatest.jsonl (benchmark/episodes.py).
+EPISODE_COLUMNS = ["target", "ways", "shots", "queries", "episodes", "body", "episode_steps", "episode_lr",
+                   "accuracy", "sd", "ci95"]
 
 
 @dataclass
@@ -55,6 +59,7 @@ class Collection:
     swept: list[str]  # the hyperparameter columns of runs.csv
     validation: pd.DataFrame = field(default_factory=pd.DataFrame)  # validation.csv: run x validation task
     limited: pd.DataFrame = field(default_factory=pd.DataFrame)  # limited.csv: run x target x train_size (final phi)
+    episodes: pd.DataFrame = field(default_factory=pd.DataFrame)  # episodes.csv: run x target x shots (final phi)
     incomplete: list[str] = field(default_factory=list)  # run folders with neither ``done`` nor ``diverged``
     diverged: list[str] = field(default_factory=list)  # "folder: ours seed 0 diverged at ..." per diverged run
     unreadable: list[str] = field(default_factory=list)  # "folder/file[:line]: error" for done folders skipped
@@ -192,7 +197,7 @@ def collect(root: str | Path, only: set[Path] | None = None) -> Collection:
             unreadable.append(str(e))
     infos, swept = _describe(runs, root)
     id_cols = ID_COLUMNS + swept
-    run_rows, curve_rows, train_rows, validation_rows, limited_rows = [], [], [], [], []
+    run_rows, curve_rows, train_rows, validation_rows, limited_rows, episode_rows = [], [], [], [], [], []
     for run, info in zip(runs, infos):
         s = run["summary"]
         ident = {k: info.get(k) for k in id_cols}
@@ -206,6 +211,10 @@ def collect(root: str | Path, only: set[Path] | None = None) -> Collection:
         per_step = inner_steps_per_step(run)
         for row in run["metatest"]:
             if row.get("role", "target") != "target":  # validation tasks select; they are not results
+                continue
+            if row.get("protocol") == "episodes":  # few-shot episodes: a table of their own, never a curve
+                episode_rows.append({**ident, **{k: row.get(k) for k in EPISODE_COLUMNS}, **tail,
+                                     "_sort": info["_sort"]})
                 continue
             if row.get("train_size") is not None:  # limited data: the final phi on fewer target images
                 limited_rows.append({**ident, "target": row["target"], "train_size": row["train_size"],
@@ -226,6 +235,7 @@ def collect(root: str | Path, only: set[Path] | None = None) -> Collection:
         swept=swept,
         validation=_ordered(_frame(validation_rows, swept), []),
         limited=_ordered(_frame(limited_rows, swept), ["train_size"]),
+        episodes=_ordered(_frame(episode_rows, swept), ["shots"]),
         incomplete=[rel(f, root) for f in incomplete],
         diverged=[diverged_line(f, root) for f in diverged],
         unreadable=unreadable,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import sys
@@ -31,10 +32,11 @@ from analysis.collect import Collection, collect
 CSV_OPTIONS = {"keep_default_na": False, "na_values": [""]}  # a target named "NA" stays a name
 # Always text, whatever they hold: a commit or hash of digits only, phi_step "100" beside "final".
 TEXT_COLUMNS = ["method", "display", "variant", "suite", "target", "phi_step", "task", "git_commit",
-                "config_hash", "run_dir"]
+                "config_hash", "run_dir", "body"]
 MARKER = "summary.md"  # a folder holding it is a report this command may replace
 SKIPPED = "skipped.json"  # the skipped runs' lists, which no CSV holds
 SKIPPED_KINDS = ("diverged", "incomplete", "unreadable")
+log = logging.getLogger("lsml")
 
 
 def hyperparameter_columns(df: pd.DataFrame) -> list[str]:
@@ -56,7 +58,7 @@ def read_csv(path: Path) -> pd.DataFrame:
 def write_csvs(collection: Collection, out: Path) -> dict[str, pd.DataFrame]:
     """Write the tidy CSVs and read them back: the tables are built from exactly these bytes."""
     frames = {"runs": collection.runs, "curves": collection.curves, "training": collection.training,
-              "validation": collection.validation, "limited": collection.limited}
+              "validation": collection.validation, "limited": collection.limited, "episodes": collection.episodes}
     back = {}
     for name, df in frames.items():
         if df.empty:
@@ -122,6 +124,7 @@ def suite_section(suite: str, frames: dict[str, pd.DataFrame], swept: list[str],
              "### Inner steps to 95% of the best", "", steps.caption, "",
              tables.to_markdown(steps), "",
              *horizon_section(suite, runs, curves, of_suite(frames, "limited", suite), tuned, out, suffix),
+             *episodes_section(suite, of_suite(frames, "episodes", suite), out, suffix),
              "### Figures", ""]
     for title, paths, why_not in figures:
         if paths:
@@ -164,6 +167,19 @@ def horizon_section(suite: str, runs: pd.DataFrame, curves: pd.DataFrame, limite
         (out / f"{stem}{suffix}.tex").write_text(tables.to_latex(table))
         data = f" Data: [{stem}{suffix}.csv]({stem}{suffix}.csv)." if stem == "steps_to_reach" else ""
         lines += [f"#### {title}", "", table.caption + data, "", tables.to_markdown(table), ""]
+    return lines
+
+
+def episodes_section(suite: str, episodes: pd.DataFrame, out: Path, suffix: str) -> list[str]:
+    """The few-shot episodes' tables (``metatest.episodes`` or ``benchmark.episodes``), if any run has them."""
+    if episodes.empty:
+        return ["### Few-shot episodes", "", "- Not computed (no run has metatest.episodes rows).", ""]
+    lines = ["### Few-shot episodes", ""]
+    for k, table in enumerate(tables.episodes_tables(episodes, suite)):
+        stem = f"episodes{suffix}" + (f"_{k}" if k else "")
+        (out / f"{stem}.tex").write_text(tables.to_latex(table))
+        lines += [table.caption + " Data: [episodes.csv](episodes.csv).", "",
+                  tables.to_markdown(table), ""]
     return lines
 
 
@@ -219,10 +235,10 @@ def from_report(folder: Path) -> Collection:
     tables and figures are functions of runs.csv, curves.csv and training.csv, and the
     skipped runs are listed in skipped.json (a report written before it existed lacks it)."""
     frames = {name: read_csv(folder / f"{name}.csv") if (folder / f"{name}.csv").exists()
-              else pd.DataFrame() for name in ("runs", "curves", "training", "validation", "limited")}
+              else pd.DataFrame() for name in ("runs", "curves", "training", "validation", "limited", "episodes")}
     swept = hyperparameter_columns(frames["runs"])
     tidy = dict(runs=frames["runs"], curves=frames["curves"], training=frames["training"], swept=swept,
-                validation=frames["validation"], limited=frames["limited"])
+                validation=frames["validation"], limited=frames["limited"], episodes=frames["episodes"])
     if not (folder / SKIPPED).exists():
         return Collection(**tidy, skipped_known=False)
     skipped = json.loads((folder / SKIPPED).read_text())
@@ -252,16 +268,16 @@ def main(argv: list[str] | None = None) -> int:
 
     collection = from_report(results) if is_report else collect(results)
     for line in collection.diverged:
-        print(f"skipped diverged run: {line}")
+        log.warning(f"skipped diverged run: {line}")
     for path in collection.incomplete:
-        print(f"skipped incomplete run (no done): {path}")
+        log.warning(f"skipped incomplete run (no done): {path}")
     for problem in collection.unreadable:
-        print(f"skipped unreadable run: {problem}")
+        log.warning(f"skipped unreadable run: {problem}")
     if collection.runs.empty:
         print(f"error: no complete run folders under {results}", file=sys.stderr)
         return 1
     if n := duplicates(collection):
-        print(f"warning: {n} run x target rows repeat a method/variant/seed; tables average them")
+        log.warning(f"{n} run x target rows repeat a method/variant/seed; tables average them")
 
     try:
         tuned = protocol.read_tune(args.tune.resolve()) if args.tune else None

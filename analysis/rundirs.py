@@ -123,7 +123,8 @@ def disagreement(run: dict, root: Path) -> str | None:
         first, final = rows[0]["step"], rows[-1]["step"]
         if per_step[final] < per_step[first]:
             return f"{metrics}: {per_step[final]} rows at step {final}, {per_step[first]} at step {first} (truncated?)"
-    finals = {r["target"] for r in run["metatest"] if r["phi_step"] == "final"}
+    finals = {r["target"] for r in run["metatest"]  # the full protocol's rows, which summary.json reports
+              if r["phi_step"] == "final" and r.get("train_size") is None and r.get("protocol") != "episodes"}
     for target in s["target_accuracy"]:
         if target not in finals:
             return f"{rel(folder / 'metatest.jsonl', root)}: no final row for {target}, which summary.json reports"

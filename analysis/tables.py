@@ -190,6 +190,54 @@ def improvement_table(imp: pd.DataFrame, suite: str, intervals: bool = True) -> 
     return Table(cells, bold, pd.DataFrame(False, index=rows, columns=rows), caption, f"tab:improvement_{suite}")
 
 
+EPISODE_SETTINGS = ["ways", "queries", "episodes", "body", "episode_steps", "episode_lr"]
+
+
+def pooled(group: pd.DataFrame) -> tuple[float, float, int]:
+    """(mean, 95% half-width 1.96 sd / sqrt(N), N) over every episode of the group's runs,
+    pooled from each run's episode mean and sd (ddof 1): the per-run rows suffice."""
+    n, m, sd = group["episodes"].to_numpy(float), group["accuracy"].to_numpy(float), group["sd"].to_numpy(float)
+    total = n.sum()
+    mean = float((n * m).sum() / total)
+    ss = ((n - 1) * sd**2 + n * (m - mean) ** 2).sum()
+    return mean, 1.96 * math.sqrt(ss / max(total - 1, 1)) / math.sqrt(total), int(total)
+
+
+def episodes_tables(episodes: pd.DataFrame, suite: str) -> list[Table]:
+    """One table per episodic protocol (ways, queries, episodes, body, fitting): rows x
+    (target, shots), mean query accuracy (%) ± 1.96 sd / sqrt(N) over the N episodes of
+    every seed of the row, pooled. Bold: best mean per column."""
+    tables = []
+    settings = episodes[EPISODE_SETTINGS].drop_duplicates().to_dict("records")
+    for k, setting in enumerate(settings):
+        mask = (episodes[EPISODE_SETTINGS] == pd.Series(setting)).all(axis=1)
+        df = episodes[mask].assign(row=row_labels(episodes[mask]))
+        rows = list(pd.unique(df["row"]))
+        keys = [(t, int(shots)) for shots in sorted(pd.unique(df["shots"])) for t in pd.unique(df["target"])]
+        columns = [f"{t}, {shots}-shot" for t, shots in keys]
+        cells = pd.DataFrame(MISSING, index=rows, columns=columns)
+        means = pd.DataFrame(math.nan, index=rows, columns=columns)
+        for (row, target, shots), group in df.groupby(["row", "target", "shots"], sort=False):
+            mean, half, _ = pooled(group)
+            col = f"{target}, {int(shots)}-shot"
+            cells.loc[row, col], means.loc[row, col] = f"{100 * mean:.1f} ± {100 * half:.1f}", mean
+        cells["n"] = [str(df[df["row"] == r]["seed"].nunique()) for r in rows]
+        bold = pd.DataFrame(False, index=rows, columns=cells.columns)
+        for col in columns:
+            if means[col].notna().any():
+                bold.loc[means[col].idxmax(), col] = True
+        caption = (f"Few-shot episodes on the {suite} targets: {setting['ways']}-way episodes drawn from each target's "
+                   f"test split ({setting['queries']} queries per class; {setting['episodes']} episodes per seed, "
+                   f"the same for every method), a fresh head fitted on the support set for "
+                   f"{setting['episode_steps']} Adam steps at {setting['episode_lr']:g}, the body "
+                   f"{'frozen' if setting['body'] == 'frozen' else 'fine-tuned'}. Mean query accuracy (%) of the "
+                   f"final phi ± 1.96 sd / sqrt(N) over the N episodes of the row's n seeds, pooled. "
+                   f"Bold: best mean per column. {MISSING}: no runs.")
+        label = f"tab:episodes-{suite}" + (f"-{k}" if k else "")
+        tables.append(Table(cells, bold, pd.DataFrame(False, index=rows, columns=cells.columns), caption, label))
+    return tables
+
+
 def latex_escape(text: str) -> str:
     """For captions, which Styler does not escape."""
     for char in "&%$#_{}":

@@ -57,6 +57,16 @@ class MetaTestConfig:
     # Limited data: also meta-test the final phi on the targets with only this many training
     # images per class (a seeded, stratified subset; the test split is unchanged).
     train_sizes: list[int] = field(default_factory=list)
+    # Few-shot episodes (benchmark/episodes.py): this many N-way K-shot episodes per target and
+    # shot count, drawn from the target's test split; a fresh head is fitted on each support set
+    # (episode_steps of full-batch Adam at episode_lr), the body frozen or fine-tuned too.
+    episodes: int = 0
+    episode_ways: int = 5
+    episode_shots: list[int] = field(default_factory=lambda: [1, 5])
+    episode_queries: int = 15  # per class
+    episode_steps: int = 100
+    episode_lr: float = 0.01
+    episode_body: str = "frozen"  # frozen (a linear probe of phi's features) | finetune
 
     def __post_init__(self) -> None:
         for key in ("steps", "batch_size", "lr"):
@@ -65,6 +75,14 @@ class MetaTestConfig:
         require(all(s > 0 for s in self.at_steps), "metatest.at_steps", "must be positive steps")
         require(all(n > 0 for n in self.train_sizes), "metatest.train_sizes",
                 f"must be positive images per class, got {list(self.train_sizes)}")
+        require(self.episodes >= 0, "metatest.episodes", f"must be >= 0, got {self.episodes}")
+        require(self.episode_ways >= 2, "metatest.episode_ways", f"must be >= 2, got {self.episode_ways}")
+        require(len(self.episode_shots) > 0 and all(k > 0 for k in self.episode_shots), "metatest.episode_shots",
+                f"must be positive images per class, got {list(self.episode_shots)}")
+        for key in ("episode_queries", "episode_steps", "episode_lr"):
+            require(getattr(self, key) > 0, f"metatest.{key}", f"must be > 0, got {getattr(self, key)}")
+        require(self.episode_body in ("frozen", "finetune"), "metatest.episode_body",
+                f"must be frozen or finetune, got {self.episode_body!r}")
 
 
 @dataclass
@@ -103,6 +121,7 @@ class CheckpointConfig:
 @dataclass
 class LogConfig:
     level: str = "INFO"  # messages on stderr: DEBUG, INFO, WARNING or ERROR
+    tensorboard: bool = False  # scalars as TensorBoard event files in <run>/tb/ (rank 0 writes)
 
     def __post_init__(self) -> None:
         from benchmark.logs import LEVELS

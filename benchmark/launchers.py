@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 import os
 import shlex
 import signal
@@ -34,6 +35,7 @@ from benchmark.config import compose_config, cores
 from benchmark.run import EXIT_BUSY, EXIT_DIVERGED, execute, print_table
 from benchmark.storage import RunDir
 
+log = logging.getLogger("lsml")
 ROOT = Path(__file__).resolve().parents[1]  # the project: jobs import benchmark/ from here
 # A child of a local sweep is one whole run, never a rank of the sweep's own launcher.
 RANK_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_PROCID", "SLURM_NTASKS")
@@ -186,7 +188,7 @@ def _stop(active: dict[subprocess.Popen, tuple[Run, float]], grace_s: float = 60
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    print(f"stopped {len(active)} runs; they resume from their last checkpoint next time", file=sys.stderr)
+    log.warning(f"stopped {len(active)} runs; they resume from their last checkpoint next time")
 
 
 # ---------------------------------------------------------------- SLURM job arrays

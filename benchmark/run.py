@@ -9,6 +9,7 @@ Examples::
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import time
@@ -17,10 +18,11 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from benchmark import distributed, logs
+from benchmark import distributed, episodes, logs
 from benchmark.compiled import check_compile
 from benchmark.config import Config, cores, validate
 from benchmark.metatest import TooFewImages, check_train_sizes, limited, meta_test
+from benchmark.scalars import Scalars
 from benchmark.storage import RunBusy, RunDir, git_commit
 from benchmark.train import Diverged, meta_train
 from methods.base import METHODS
@@ -29,6 +31,7 @@ from tasks.registry import TASKS, Splits
 # Exit codes of ``python -m benchmark.run`` (and of each rank): 0 done, 1 failed, 2 a bad
 # key (nothing ran), 3 diverged (recorded as such), 75 another process holds the run.
 EXIT_FAILED, EXIT_CONFIG, EXIT_DIVERGED, EXIT_BUSY = 1, 2, 3, 75
+log = logging.getLogger("lsml")
 
 
 class RunFailed(RuntimeError):
@@ -73,6 +76,7 @@ def execute(cfg: Config, progress: bool = True) -> RunDir:
         check_compile(device)
     data = load_data(cfg)  # before the lock and the folder: missing data leaves nothing behind
     check_train_sizes(cfg, data)
+    episodes.check(cfg, data)
     # The process that owns the run holds its lock: this one, a self-spawn's parent
     # (above; not its workers), or rank 0 under torchrun / srun.
     owner = place is None or (place.rank == 0 and distributed.SPAWNED not in os.environ)
@@ -81,18 +85,21 @@ def execute(cfg: Config, progress: bool = True) -> RunDir:
             return run
         collective = distributed.connect(cfg.runner.world_size, device, cfg.runner.timeout)
         started = time.perf_counter()
+        scalars = Scalars()
         try:
             if collective.rank == 0:
                 run.start(cfg.runner.world_size)
             collective.barrier()
             resume = run.resume_step(cfg.runner.world_size)
             if resume and collective.rank == 0:
-                print(f"resuming {run.path} from step {resume}")
+                log.info(f"resuming {run.path} from step {resume}")
+            sources = METHODS.get(cfg.method.name).build(cfg.method).sources(cfg.suite)
+            scalars = Scalars.open(cfg, run, collective.rank, resume * len(sources))
             try:
                 result = meta_train(cfg, run, data, device, collective, progress=progress and collective.rank == 0,
-                                    resume_step=resume)
+                                    resume_step=resume, scalars=scalars)
                 if collective.rank == 0:
-                    finish(cfg, run, data, device, result, progress)
+                    finish(cfg, run, data, device, result, progress, scalars)
             except Diverged as e:
                 if collective.rank == 0:
                     run.finish_diverged({**_identity(cfg, run), "diverged": e.where,
@@ -103,6 +110,7 @@ def execute(cfg: Config, progress: bool = True) -> RunDir:
                     collective.barrier()  # the record exists before any rank exits
                 raise
         finally:
+            scalars.close()
             collective.close()
     return run
 
@@ -119,7 +127,7 @@ def _already_finished(run: RunDir, place: distributed.Place | None) -> bool:
         error.args = (f"already {error} ({run.path / 'summary.json'}; delete the folder to run it again)",)
         raise error
     if run.done and speaks:
-        print(f"already done: {run.path}")
+        log.info(f"already done: {run.path}")
     return run.done
 
 
@@ -133,11 +141,13 @@ def _identity(cfg: Config, run: RunDir) -> dict:
                                                    "compile": cfg.runner.compile}}
 
 
-def finish(cfg: Config, run: RunDir, data: dict[str, Splits], device, result: dict, progress: bool) -> None:
+def finish(cfg: Config, run: RunDir, data: dict[str, Splits], device, result: dict, progress: bool,
+           scalars: Scalars | None = None) -> None:
     """Meta-test the final phi on the targets and the validation tasks, and every saved
     ``metatest.at_steps`` phi on the targets (and on the validation tasks if
     ``metatest.validation_at_steps``), and the final phi again on the targets with each
-    ``metatest.train_sizes`` subset of their training images (rows with ``train_size``);
+    ``metatest.train_sizes`` subset of their training images (rows with ``train_size``)
+    and in ``metatest.episodes`` few-shot episodes (rows with ``protocol: episodes``);
     then mark the run done."""
     steps = sorted(s for s in cfg.metatest.at_steps if (run.checkpoints / f"phi_{s}.pt").exists())
     tasks = [("target", t) for t in cfg.suite.targets] + [("validation", t) for t in cfg.suite.validation]
@@ -160,7 +170,10 @@ def finish(cfg: Config, run: RunDir, data: dict[str, Splits], device, result: di
                              result, f"meta-test {task} @ final, {size} per class")
             limited_rows.append({"target": task, "role": "target", "phi_step": "final", "train_size": size,
                                  "inner_steps": result["inner_steps"], "accuracy": acc})
-    run.log("metatest", rows + limited_rows)
+    episode_rows = episodes.rows(cfg, phi, data, device, result["inner_steps"], progress) if cfg.metatest.episodes else []
+    run.log("metatest", rows + limited_rows + episode_rows)
+    if scalars:
+        scalars.metatest(rows + limited_rows + episode_rows)
     validation = final["validation"]
     run.finish({
         **_identity(cfg, run), "inner_steps": result["inner_steps"], "wall_seconds": round(result["wall_seconds"], 3),

@@ -12,11 +12,11 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import shutil
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -27,6 +27,8 @@ from omegaconf import OmegaConf
 
 from benchmark import atomic
 
+log = logging.getLogger("lsml")
+
 # Keys that never change a run's numbers: where files go, how processes are laid out,
 # how often a resumable checkpoint is written, what is logged. (The thread count and
 # runner.compile change them by rounding alone; summary.json records both.)
@@ -35,7 +37,9 @@ NOT_IDENTITY = ("results_dir", "data.root", "data.cache_dir", "data.download", "
 
 # Keys added after run folders existed, with their defaults: a key at its default is left
 # out of the hash, so every older run keeps its id (and is found, skipped, resumed).
-ADDED_KEYS = {"metatest.validation_at_steps": False, "metatest.train_sizes": []}
+ADDED_KEYS = {"metatest.validation_at_steps": False, "metatest.train_sizes": [], "metatest.episodes": 0,
+              "metatest.episode_ways": 5, "metatest.episode_shots": [1, 5], "metatest.episode_queries": 15,
+              "metatest.episode_steps": 100, "metatest.episode_lr": 0.01, "metatest.episode_body": "frozen"}
 
 
 def identity(config: dict) -> dict:
@@ -98,7 +102,7 @@ class StopRequest:
         sig = self.requested or signal.SIGTERM  # another rank was signalled
         previous = self._previous.get(sig)
         self.restore()
-        print(f"signal {signal.Signals(sig).name}: checkpoint written, stopping", flush=True)
+        log.warning(f"signal {signal.Signals(sig).name}: checkpoint written, stopping")
         if callable(previous):
             previous(sig, None)
         raise SystemExit(128 + sig)
@@ -353,4 +357,5 @@ class RunDir:
 
 
 def warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr, flush=True)
+    """A WARNING on the ``lsml`` logger (shown on stderr even before ``benchmark.logs.setup``)."""
+    log.warning(message)

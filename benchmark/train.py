@@ -44,6 +44,7 @@ from benchmark.data import TaskStream, generator, split_train_val, val_indices
 from benchmark.distributed import Collective, injected_fault
 from benchmark.models import build_body, flat_params
 from benchmark.population import Population
+from benchmark.scalars import Scalars
 from benchmark.storage import RunDir, StopRequest
 from methods.base import METHODS, Method
 from tasks.registry import TASKS, Splits
@@ -95,8 +96,10 @@ def meta_train(
     collective: Collective | None = None,
     progress: bool = True,
     resume_step: int = 0,
+    scalars: Scalars | None = None,
 ) -> dict:
-    """Meta-train phi; from ``resume_step``'s checkpoint when it is > 0 (bit-identical on CPU)."""
+    """Meta-train phi; from ``resume_step``'s checkpoint when it is > 0 (bit-identical on CPU).
+    ``scalars`` (rank 0's sinks, e.g. TensorBoard) get each log interval's rows."""
     collective = collective or Collective()
     method: Method = METHODS.get(cfg.method.name).build(cfg.method)
     channels = TASKS.get(cfg.suite.sources[0]).channels
@@ -153,6 +156,7 @@ def meta_train(
         stats.copy_(state["stats"])
         last_log, wall_before = state["last_log"], state["wall_seconds"]
     start -= wall_before
+    phi_change = scalars.watch_phi(pop.phi) if scalars else None  # None: no per-step work
     with StopRequest() as stop:
         bar = tqdm(range(resume_step + 1, steps + 1), initial=resume_step, total=steps, dynamic_ncols=True,
                    desc=f"meta-train {cfg.method.name}", disable=None if progress else True,
@@ -175,6 +179,8 @@ def meta_train(
             method.before_step(step, pop)
             pop.inner_step()
             method.after_step(step, pop)
+            if phi_change is not None:
+                phi_change.step()
             if cfg.runner.compile and step == resume_step + 1:
                 log.info("runner.compile: first step done %.1f s after the loop started", time.perf_counter() - loop_start)
 
@@ -188,6 +194,8 @@ def meta_train(
                 rows = collective.gather_rows(rows)
                 if collective.rank == 0:
                     run.log("metrics", rows)
+                    if scalars:
+                        scalars.training(rows, phi_change)
                     bar.set_postfix(loss=f"{sum(r['loss'] for r in rows) / len(rows):.3f}")
                 stats.zero_()
                 last_log = step

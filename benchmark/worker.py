@@ -9,6 +9,7 @@ import sys
 
 from omegaconf import OmegaConf
 
+from benchmark import logs
 from benchmark.config import from_container
 from benchmark.distributed import exit_rank
 
@@ -16,8 +17,10 @@ from benchmark.distributed import exit_rank
 def main(path: str) -> None:
     from benchmark.run import EXIT_DIVERGED, Diverged, execute
 
+    cfg = from_container(OmegaConf.to_container(OmegaConf.load(path)))
+    logs.setup(cfg.log.level)  # a worker is a process of its own: its messages need the handler too
     try:
-        execute(from_container(OmegaConf.to_container(OmegaConf.load(path))))
+        execute(cfg)
     except Diverged as e:  # rank 0 has recorded it; the parent reports it
         print(f"rank error: {e}", file=sys.stderr)
         exit_rank(EXIT_DIVERGED)

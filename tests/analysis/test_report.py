@@ -36,7 +36,7 @@ def report(tmp_path_factory):
 def test_cli_exits_0_and_lists_skipped_runs(report):
     proc, out = report
     assert proc.returncode == 0, proc.stderr
-    assert "skipped incomplete run (no done): toy/reptile/5b9140287c5c" in proc.stdout
+    assert "skipped incomplete run (no done): toy/reptile/5b9140287c5c" in proc.stderr  # a WARNING on the log
 
 
 def test_writes_exactly_the_report_files(report):
@@ -85,8 +85,8 @@ def test_no_complete_runs(tmp_path, capsys):
 def test_diverged_runs_are_listed_apart(report):
     proc, out = report
     line = "toy/ours/7b786325a4cc: ours seed 0 diverged at meta-train step 13 on toy_b (loss)"
-    assert f"skipped diverged run: {line}" in proc.stdout
-    assert "7b786325a4cc" not in proc.stdout.replace(line, "")  # not also called incomplete
+    assert f"skipped diverged run: {line}" in proc.stderr
+    assert "7b786325a4cc" not in proc.stderr.replace(line, "")  # not also called incomplete
     summary = (out / "summary.md").read_text()
     assert f"## Diverged runs (excluded)\n\n- `{line}`\n" in summary
     assert summary.count("7b786325a4cc") == 1
@@ -101,7 +101,7 @@ def test_summary_without_accuracies_is_unreadable_not_a_crash(tmp_path, capsys):
     summary.write_text(json.dumps(s))
     assert main([str(root), "--out", str(tmp_path / "report")]) == 0
     assert ("skipped unreadable run: toy/ours/60cc4897a620/summary.json: no target_accuracy"
-            in capsys.readouterr().out)
+            in capsys.readouterr().err)
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 import pytest
 
 from analysis.collect import collect
@@ -107,3 +109,23 @@ def test_steps_to_95(collection):
         "FOMAML": "--", "Scratch": "not reached", "newmethod": "not reached"}
     assert steps.cells.loc["Reptile", "Final mean (%)"] == "73.5"
     assert "threshold 73.1%" in steps.caption and "77.0% by CTS (ours), K=10" in steps.caption
+
+
+def test_episode_cells_pool_every_episode_of_every_seed():
+    """Two seeds of 2 episodes, accuracies [0.5, 0.7] and [0.8, 1.0]: pooled, the mean of the
+    four, 0.75, and 1.96 sd / sqrt(4) with sd (ddof 1) = sqrt(0.13 / 3)."""
+    import math
+
+    from analysis.tables import episodes_tables, pooled
+
+    sd = math.sqrt(0.02)  # of [0.5, 0.7] and of [0.8, 1.0]
+    base = {"method": "ours", "display": "CTS (ours)", "variant": "", "suite": "toy", "target": "toy_e", "ways": 5,
+            "shots": 1, "queries": 15, "episodes": 2, "body": "frozen", "episode_steps": 100, "episode_lr": 0.01,
+            "sd": sd, "ci95": 1.96 * sd / math.sqrt(2)}
+    df = pd.DataFrame([{**base, "seed": 0, "accuracy": 0.6}, {**base, "seed": 1, "accuracy": 0.9}])
+    mean, half, n = pooled(df)
+    assert (mean, n) == (pytest.approx(0.75), 4)
+    assert half == pytest.approx(1.96 * math.sqrt(0.13 / 3) / 2)
+    (table,) = episodes_tables(df, "toy")
+    assert table.cells.loc["CTS (ours)", "toy_e, 1-shot"] == f"75.0 ± {100 * half:.1f}"
+    assert table.cells.loc["CTS (ours)", "n"] == "2" and "5-way" in table.caption

@@ -11,6 +11,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from benchmark import logs
 from benchmark.compiled import check_compile
 from benchmark.run import execute
 from benchmark.storage import run_id
@@ -57,10 +58,11 @@ def crashed_at_25(tmp_path, monkeypatch, *extra):
 def test_a_compiled_run_resumes_bit_for_bit(tmp_path, monkeypatch, compiled, capfd):
     pointer = crashed_at_25(tmp_path, monkeypatch, "runner.compile=true")
     assert pointer["step"] == 20 and pointer["compile"] is True
+    logs.setup("INFO")  # "resuming ..." is an INFO message
     capfd.readouterr()
     resumed = run(tmp_path, "cut", "runner.compile=true")
     out = capfd.readouterr()
-    assert "from step 20" in out.out and "runner.compile" not in out.err, out.err
+    assert "from step 20" in out.err and "runner.compile=" not in out.err, out.err
     assert torch.equal(phi(resumed), compiled)
 
 

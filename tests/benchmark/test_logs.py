@@ -54,3 +54,23 @@ def test_the_entry_points_refuse_a_bad_level_before_any_compute(tmp_path, capsys
     assert tune.main(["method=ours", "suite=toy", "log.level=LOUD", f"results_dir={tmp_path}"]) == 2
     assert capsys.readouterr().err.count("log.level") == 2
     assert not tmp_path.exists() or not any(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_the_workers_of_a_self_spawned_run_log_too(tmp_path):
+    """"resuming ... from step N" is said by rank 0, a worker process: it needs the handler too."""
+    import os
+    import subprocess
+    import sys
+
+    from helpers import ROOT
+
+    args = [sys.executable, "-m", "benchmark.run", "suite=toy", "runner.world_size=2", "runner.threads=1",
+            "train.steps=20", "checkpoint.every=5", "metatest.steps=2", f"results_dir={tmp_path}"]
+    crash = subprocess.run(args, cwd=ROOT, env={**os.environ, "LSML_FAULT": "0:12"}, capture_output=True, text=True,
+                           timeout=300)
+    assert crash.returncode != 0 and "injected fault at step 12" in crash.stderr, crash.stderr[-2000:]
+    again = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert " INFO resuming " in again.stderr and "from step 10" in again.stderr, again.stderr[-2000:]
+    assert "resuming" not in again.stdout  # stdout keeps the result table only

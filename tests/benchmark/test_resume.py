@@ -11,6 +11,7 @@ import torch
 
 from omegaconf import OmegaConf
 
+from benchmark import logs
 from benchmark.run import execute
 from benchmark.storage import RunBusy, RunDir
 from helpers import ROOT, make_config
@@ -148,11 +149,12 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, mo
     else:
         damaged = checkpoints / "resume.json"
         damaged.write_text('{"step": 2')
+    logs.setup("INFO")
     capfd.readouterr()
     run = execute(cut, progress=False)
     out = capfd.readouterr()
     assert str(damaged) in out.err and "previous checkpoint, step 10" in out.err, out.err
-    assert "from step 10" in out.out
+    assert "from step 10" in out.err
     assert_bit_identical(run.load_phi("final"), full_phi)
 
 
