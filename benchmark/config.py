@@ -12,10 +12,10 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 
 import methods  # noqa: F401  (registers methods)
 import tasks  # noqa: F401  (registers tasks and suites)
@@ -90,6 +90,19 @@ class DataConfig:
     root: str = "data"  # where real datasets live
     cache_dir: str = "${oc.env:LSML_CACHE,'~/.cache/lsml-bench'}"  # rendered / decoded uint8 tensors
     download: bool = False
+    # Tasks named folder:<path> or torchvision:<Name> (tasks.user); registered tasks keep their own.
+    image_size: int = 32  # pixels, unless the name ends in @<px>
+    test_fraction: float = 0.2  # of each class, held out when a folder has no test/
+    pad: Optional[int] = None  # random-crop padding; None: 4 at 32 px, 8 otherwise (the real datasets' rule)
+    flip: Optional[bool] = None  # random horizontal flip; None: on (as the real datasets)
+    # Every task of the run, registered ones too: convert to 1 (grey, ITU-R 601 luma) or 3 channels.
+    channels: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        require(self.image_size > 0, "data.image_size", f"must be > 0, got {self.image_size}")
+        require(0 < self.test_fraction < 1, "data.test_fraction", f"must lie in (0, 1), got {self.test_fraction}")
+        require(self.pad is None or self.pad >= 0, "data.pad", f"must be >= 0, got {self.pad}")
+        require(self.channels in (None, 1, 3), "data.channels", f"must be null, 1 or 3, got {self.channels}")
 
 
 @dataclass
@@ -166,13 +179,22 @@ register_configs()
 
 
 def validate(cfg: DictConfig) -> Config:
-    """Run every check; raise ValueError naming the bad key. No compute happens before this."""
+    """Run every check; raise ValueError naming the bad key. No compute happens before this.
+
+    ``cfg`` may hold Hydra's own node (``compose(..., return_hydra_config=True)``): a suite
+    read from a suite file that sets no ``name`` is then named after the file."""
+    from tasks.user import resolve_suite
+
+    cfg = _named_suite(cfg)
     try:
         typed = OmegaConf.to_object(cfg)
     except Exception as e:  # OmegaConf wraps __post_init__ errors; keep their message
         cause = e.__cause__ or e.__context__ or e
         msg = str(cause).splitlines()[0] if isinstance(cause, ValueError) else str(e)
         raise ValueError(msg) from None
+    resolve_suite(typed.suite, typed.data, typed.method)  # folder: and torchvision: tasks, path-free
+    typed.suite.check()  # again, on the resolved names
+    typed.suite.check_channels(typed.data.channels)
     require(typed.method.name in METHODS, "method.name", f"unknown; valid: {', '.join(METHODS)}")
     typed.method.check(typed)
     steps = METHODS.get(typed.method.name).build(typed.method).steps(typed.train.steps, len(typed.suite.sources))
@@ -181,6 +203,24 @@ def validate(cfg: DictConfig) -> Config:
             f"(train.steps{' x sources, for ' + typed.method.name if steps != typed.train.steps else ''})")
     check_results_dir(typed.results_dir)
     return typed
+
+
+def _named_suite(cfg: DictConfig) -> DictConfig:
+    """Drop Hydra's node; name a suite file's suite after the file when it sets no name."""
+    from hydra.core.hydra_config import HydraConfig
+
+    choice = None
+    if "hydra" in cfg:
+        choice = OmegaConf.select(cfg, "hydra.runtime.choices.suite")
+        cfg = cfg.copy()
+        with open_dict(cfg):
+            del cfg["hydra"]
+    elif HydraConfig.initialized():  # inside @hydra.main
+        choice = HydraConfig.get().runtime.choices.get("suite")
+    if choice and OmegaConf.select(cfg, "suite.name") == "?":
+        cfg = cfg.copy()
+        cfg.suite.name = Path(choice).name
+    return cfg
 
 
 def check_results_dir(path: str) -> None:
@@ -194,11 +234,46 @@ def check_results_dir(path: str) -> None:
 
 
 def compose_config(overrides: list[str]) -> Config:
-    """A run's validated config from ``key=value`` overrides, composed as the CLI does."""
-    from hydra import compose, initialize_config_module
+    """A run's validated config from ``key=value`` overrides, composed as the CLI does
+    (``hydra.searchpath=[file://<dir>]`` among them adds a config directory, as ``--config-dir``)."""
+    from hydra import initialize_config_module
 
     with initialize_config_module("benchmark.conf", version_base="1.3"):
-        return validate(compose("config", overrides=overrides))
+        return validate(compose_run(overrides))
+
+
+def compose_run(overrides: list[str]) -> DictConfig:
+    """Compose one run's config (inside an initialized Hydra), keeping Hydra's node for
+    :func:`validate`; an unknown key in a suite file is a one-line ValueError naming it and the file."""
+    from hydra import compose
+    from hydra.errors import ConfigCompositionException
+
+    try:
+        return compose("config", overrides=overrides, return_hydra_config=True)
+    except ConfigCompositionException as e:
+        text = str(e)
+        where = re.match(r"In '(suite/[^']+)'", text)
+        key = re.search(r"full_key: (suite\.\S+)", text)
+        if not (where and key):
+            raise
+        raise ValueError(f"{key.group(1)}: unknown key in the suite file {where.group(1)}.yaml"
+                         f"{_found_in(overrides, where.group(1))}; a suite file sets {', '.join(SUITE_KEYS)} "
+                         "(other groups' keys under '# @package _global_')") from None
+
+
+SUITE_KEYS = ("name", "sources", "targets", "validation", "finetune_source")
+
+
+def _found_in(overrides: list[str], option: str) -> str:
+    """`` (<path>)``: where the suite file lies among the config directories the overrides add."""
+    for text in overrides:
+        key, _, value = text.partition("=")
+        if key == "hydra.searchpath":
+            for entry in re.findall(r"file://([^,'\]\"]+)", value):
+                path = Path(entry) / f"{option}.yaml"
+                if path.exists():
+                    return f" ({path})"
+    return ""
 
 
 def cores() -> int:

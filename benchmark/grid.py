@@ -32,14 +32,14 @@ import re
 from pathlib import Path
 
 import yaml
-from hydra import compose, initialize_config_module
+from hydra import initialize_config_module
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from benchmark import selection
-from benchmark.config import compose_config, validate
+from benchmark.config import compose_config, compose_run, validate
 from benchmark.launchers import LocalSettings, Run, SlurmSettings
 from benchmark.storage import RunDir
 from methods.base import METHODS
@@ -78,6 +78,16 @@ def override_text(value) -> str:
         return "{" + ",".join(f"{k}:{override_text(v)}" for k, v in value.items()) + "}"
     text = str(value)
     return text if PLAIN.fullmatch(text) else "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def config_dir_override(path: str) -> str:
+    """``--config-dir <dir>`` as the override every run of a sweep or tune carries, so each
+    ``benchmark.run`` process (and SLURM job) finds the suite files there, as its own
+    ``--config-dir`` would."""
+    folder = Path(path).expanduser().absolute()
+    if not folder.is_dir():
+        raise GridError(f"--config-dir: {folder} is not a directory")
+    return f"hydra.searchpath={override_text([f'file://{folder}'])}"
 
 
 def grid_names() -> list[str]:
@@ -253,7 +263,7 @@ def compose_points(points: list[tuple[dict[str, str], list[str]]]) -> list[Run]:
     with initialize_config_module("benchmark.conf", version_base="1.3"):
         for axes, overrides in points:
             try:
-                cfg = validate(compose("config", overrides=overrides))
+                cfg = validate(compose_run(overrides))
             except (HydraException, OmegaConfBaseException, ValueError) as e:
                 message = hydra_message(e)
                 errors.setdefault(message, []).append(" ".join(f"{k}={v}" for k, v in axes.items()))

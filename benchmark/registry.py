@@ -37,6 +37,12 @@ class Registry(Generic[T]):
         self._items[name] = item
         return item
 
+    def put(self, name: str, item: T) -> T:
+        """Add or replace: for items a process derives again from their name each time a config
+        is validated (tasks named by a scheme, ``folder:<path>``), never for code's registrations."""
+        self._items[name] = item
+        return item
+
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator form: ``@REGISTRY.register("name")``."""
         return lambda item: self.add(name, item)

@@ -26,7 +26,9 @@ from benchmark.scalars import Scalars
 from benchmark.storage import RunBusy, RunDir, git_commit
 from benchmark.train import Diverged, meta_train
 from methods.base import METHODS
+from tasks.decode import to_channels
 from tasks.registry import TASKS, Splits
+from tasks.user import with_channels
 
 # Exit codes of ``python -m benchmark.run`` (and of each rank): 0 done, 1 failed, 2 a bad
 # key (nothing ran), 3 diverged (recorded as such), 75 another process holds the run.
@@ -42,10 +44,10 @@ def load_data(cfg: Config) -> dict[str, Splits]:
     """Every task the run names, decoded (or rendered) once and cached as uint8 tensors.
 
     Caches are memory-mapped, so the ranks of one machine share the pages and each
-    touches only its own tasks."""
+    touches only its own tasks. ``data.channels`` converts every task to its channel count."""
     method = METHODS.get(cfg.method.name).build(cfg.method)
     names = dict.fromkeys([*method.sources(cfg.suite), *cfg.suite.targets, *cfg.suite.validation])
-    return {name: TASKS.get(name).load(cfg.data) for name in names}
+    return {name: to_channels(TASKS.get(name).load(cfg.data), cfg.data.channels) for name in names}
 
 
 def execute(cfg: Config, progress: bool = True) -> RunDir:
@@ -186,7 +188,8 @@ def finish(cfg: Config, run: RunDir, data: dict[str, Splits], device, result: di
 def _meta_test(cfg: Config, phi: dict, task: str, splits: Splits, device, progress: bool, result: dict,
                desc: str) -> float:
     try:
-        return meta_test(cfg, phi, TASKS.get(task), splits, device, progress, desc=desc)
+        return meta_test(cfg, phi, with_channels(TASKS.get(task), cfg.data.channels), splits, device, progress,
+                         desc=desc)
     except Diverged as e:
         e.inner_steps = result["inner_steps"]
         raise

@@ -31,15 +31,22 @@ log = logging.getLogger("lsml")
 
 # Keys that never change a run's numbers: where files go, how processes are laid out,
 # how often a resumable checkpoint is written, what is logged. (The thread count and
-# runner.compile change them by rounding alone; summary.json records both.)
-NOT_IDENTITY = ("results_dir", "data.root", "data.cache_dir", "data.download", "runner", "checkpoint.every", "log")
+# runner.compile change them by rounding alone; summary.json records both.) ``suite.paths``
+# (where a folder task's images are), ``data.image_size`` and ``data.test_fraction`` are here
+# too: a folder: or torchvision: task enters the hash as its path-free name, which ends in its
+# size (``folder:birds@32``), and its fingerprint (``suite.fingerprints``: its file list and
+# sizes, and the test fraction when its split is drawn), so a moved folder keeps its run id;
+# registered tasks ignore both keys.
+NOT_IDENTITY = ("results_dir", "data.root", "data.cache_dir", "data.download", "runner", "checkpoint.every", "log",
+                "suite.paths", "data.image_size", "data.test_fraction")
 
 
 # Keys added after run folders existed, with their defaults: a key at its default is left
 # out of the hash, so every older run keeps its id (and is found, skipped, resumed).
 ADDED_KEYS = {"metatest.validation_at_steps": False, "metatest.train_sizes": [], "metatest.episodes": 0,
               "metatest.episode_ways": 5, "metatest.episode_shots": [1, 5], "metatest.episode_queries": 15,
-              "metatest.episode_steps": 100, "metatest.episode_lr": 0.01, "metatest.episode_body": "frozen"}
+              "metatest.episode_steps": 100, "metatest.episode_lr": 0.01, "metatest.episode_body": "frozen",
+              "suite.fingerprints": {}, "data.pad": None, "data.flip": None, "data.channels": None}
 
 
 def identity(config: dict) -> dict:

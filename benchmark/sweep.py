@@ -14,6 +14,7 @@ Examples::
     python -m benchmark.sweep - method=ours,reptile seed=0,1 suite=toy
     python -m benchmark.sweep core --status
     python -m benchmark.sweep core hparams=results/selected/glyphs seed=0,1,2,3,4
+    python -m benchmark.sweep - --config-dir my_conf suite=birds method=ours,reptile   # a suite file
 
 Every run is composed and validated before anything starts, so a bad key fails the
 whole sweep, naming the key. A run folder is named by a hash of its config and a run
@@ -31,7 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark import launchers, logs
-from benchmark.grid import GridError, compose_runs, expand, grid_names, load_grid
+from benchmark.grid import GridError, compose_runs, config_dir_override, expand, grid_names, load_grid
 from benchmark.launchers import LaunchError, LocalSettings, Run, SlurmSettings
 from benchmark.run import EXIT_DIVERGED
 from benchmark.storage import RunDir
@@ -127,6 +128,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("overrides", nargs="*", help="key=value, key=a,b (an axis), launcher=local|slurm, "
                                                      "slurm.<key>=value, local.<key>=value")
     parser.add_argument("--status", action="store_true", help="print the state of every run and start nothing")
+    parser.add_argument("--config-dir", "-cd", metavar="DIR", help="a config directory with your own suite "
+                        "files (DIR/suite/<name>.yaml, then suite=<name>), as benchmark.run --config-dir")
     args = parser.parse_intermixed_args(argv)
     launcher = [o for o in args.overrides if o.startswith("launcher=")]
     args.overrides = [o for o in args.overrides if not o.startswith("launcher=")]
@@ -140,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         logs.setup(logs.level_from(args.overrides))
-        grid = load_grid(args.grid, args.overrides)
+        extra = [config_dir_override(args.config_dir)] if args.config_dir else []
+        grid = load_grid(args.grid, [*extra, *args.overrides])
         runs = compose_runs(expand(grid))
     except (GridError, ValueError) as e:  # ValueError: a bad log.level
         print(f"error: {e}", file=sys.stderr)

@@ -102,7 +102,7 @@ def meta_train(
     ``scalars`` (rank 0's sinks, e.g. TensorBoard) get each log interval's rows."""
     collective = collective or Collective()
     method: Method = METHODS.get(cfg.method.name).build(cfg.method)
-    channels = TASKS.get(cfg.suite.sources[0]).channels
+    channels = cfg.data.channels or TASKS.get(cfg.suite.sources[0]).channels
     body = initial_body(cfg, channels)
     phi0 = flat_params(body)
     start = time.perf_counter()

@@ -27,6 +27,7 @@ Examples::
     python -m benchmark.tune trials=8 runner.threads=1 results_dir=results/protocol   # every method
     python -m benchmark.tune trials=8 launcher=slurm
     python -m benchmark.tune trials=8 --status
+    python -m benchmark.tune --config-dir my_conf suite=birds method=ours trials=4   # a suite file
     python -m benchmark.sweep core hparams=results/selected/glyphs seed=0,1,2,3,4      # then: report seeds
 """
 from __future__ import annotations
@@ -43,8 +44,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from benchmark import logs, selection
 from benchmark.config import compose_config
-from benchmark.grid import (Grid, GridError, compose_points, dedupe, hydra_message, load_grid, override_text,
-                            unique_runs)
+from benchmark.grid import (Grid, GridError, compose_points, config_dir_override, dedupe, hydra_message, load_grid,
+                            override_text, unique_runs)
 from benchmark.launchers import LaunchError, Run
 from benchmark.run import EXIT_CONFIG, EXIT_DIVERGED
 from benchmark.selection import Trial
@@ -86,6 +87,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         f"seeds 0..S-1 are reserved for reporting (default {DEFAULT_REPORT_SEEDS}); launcher=local|slurm; "
         "slurm.<key>=, local.<key>=; any other key=value is a run override for every trial"))
     parser.add_argument("--status", action="store_true", help="print every trial's runs and scores; start nothing")
+    parser.add_argument("--config-dir", "-cd", metavar="DIR", help="a config directory with your own suite "
+                        "files (DIR/suite/<name>.yaml, then suite=<name>), as benchmark.run --config-dir")
     args = parser.parse_intermixed_args(argv)
     args.options, args.run_overrides = {}, []
     for text in args.overrides:
@@ -236,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
             logs.setup(logs.level_from(args.run_overrides))
         except ValueError as e:
             raise TuneError(str(e)) from None
-        request, runs, grid = plan(args.options, args.run_overrides)
+        extra = [config_dir_override(args.config_dir)] if args.config_dir else []
+        request, runs, grid = plan(args.options, [*extra, *args.run_overrides])
     except (TuneError, GridError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_CONFIG

@@ -102,13 +102,13 @@ def load_cached(task: str, data_cfg: Any, image_size: int, num_classes: int,
     return cached_splits(data_cfg.cache_dir, task, params, checked_build)
 
 
-def check_splits(task: str, splits: Splits, image_size: int, num_classes: int) -> None:
+def check_splits(task: str, splits: Splits, image_size: int, num_classes: int, channels: int = 3) -> None:
     """A wrong layout (a partial extraction, a mislabelled list) fails here, not mid-training."""
     for part in ("train", "test"):
         x, y = getattr(splits, f"{part}_x"), getattr(splits, f"{part}_y")
-        if x.dtype != torch.uint8 or tuple(x.shape[1:]) != (3, image_size, image_size) or len(x) != len(y):
+        if x.dtype != torch.uint8 or tuple(x.shape[1:]) != (channels, image_size, image_size) or len(x) != len(y):
             raise ValueError(f"{task}: {part} images decoded as {x.dtype} {tuple(x.shape)} "
-                             f"for {len(y)} labels; expected uint8 [N, 3, {image_size}, {image_size}]")
+                             f"for {len(y)} labels; expected uint8 [N, {channels}, {image_size}, {image_size}]")
         if len(y) == 0 or int(y.min()) < 0 or int(y.max()) >= num_classes:
             raise ValueError(f"{task}: {part} labels must lie in [0, {num_classes}); got {len(y)} labels "
                              f"in [{int(y.min()) if len(y) else '-'}, {int(y.max()) if len(y) else '-'}]")
@@ -178,3 +178,17 @@ def from_array(x: np.ndarray, size: int) -> torch.Tensor:
     hwc = x.transpose(0, 2, 3, 1)
     out, _ = decode_items(len(x), lambda i: (fit(Image.fromarray(hwc[i]), size), 0), size)
     return out
+
+
+def to_channels(splits: Splits, channels: int | None) -> Splits:
+    """``data.channels``: grey repeated to RGB, or RGB to grey (ITU-R 601 luma, as PIL's "L");
+    None or the task's own count leaves the splits as they are."""
+    def convert(x: torch.Tensor) -> torch.Tensor:
+        if not channels or x.shape[1] == channels:
+            return x
+        if channels == 3:
+            return x.expand(-1, 3, -1, -1).contiguous()
+        weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+        return (x.float() * weights).sum(1, keepdim=True).round_().clamp_(0, 255).to(torch.uint8)
+
+    return Splits(convert(splits.train_x), splits.train_y, convert(splits.test_x), splits.test_y)

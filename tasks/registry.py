@@ -53,27 +53,35 @@ def register_task(name: str, **facts: Any) -> Callable[[Callable[[Any], Splits]]
 @dataclass
 class SuiteConfig:
     """A named set of source tasks (meta-training), target tasks (meta-testing, reported) and
-    validation tasks (meta-tested like the targets, used only to select hyperparameters)."""
+    validation tasks (meta-tested like the targets, used only to select hyperparameters).
 
-    name: str = "?"
+    A task is a registered name or a name with a scheme (``folder:<path>``, ``torchvision:<Name>``,
+    see ``tasks.user``), which validation rewrites into a path-free name, recording the path in
+    ``paths`` and its data's fingerprint in ``fingerprints``."""
+
+    name: str = "?"  # "?": a suite file's name (benchmark.config fills it in)
     sources: list[str] = field(default_factory=list)
     targets: list[str] = field(default_factory=list)
     validation: list[str] = field(default_factory=list)  # never trained on, never reported as a result
     finetune_source: str = ""  # what the fine-tuning baseline pre-trains on (method=finetune)
+    paths: dict[str, str] = field(default_factory=dict)  # folder task -> its folder (filled in by validation)
+    fingerprints: dict[str, str] = field(default_factory=dict)  # scheme task -> its data's hash (ditto)
 
     def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Every name known (or left to scheme resolution), none twice, each task in one role."""
         for key in ("sources", "targets", "validation"):
             names = getattr(self, key)
             if not names and key != "validation":
                 raise ValueError(f"suite.{key}: must name at least one task")
             for name in names:
-                if name not in TASKS:
-                    raise ValueError(f"suite.{key}: unknown task {name!r}; valid task names: {', '.join(TASKS)}")
+                self._known(name, f"suite.{key}")
             if len(set(names)) != len(names):
                 raise ValueError(f"suite.{key}: a task is named twice: {names}")
-        if self.finetune_source and self.finetune_source not in TASKS:
-            raise ValueError(f"suite.finetune_source: unknown task {self.finetune_source!r}; "
-                             f"valid task names: {', '.join(TASKS)}")
+        if self.finetune_source:
+            self._known(self.finetune_source, "suite.finetune_source")
         # A task has one role. Fine-tuning's source may be a meta-training source (both train on it).
         roles = [("sources", self.sources), ("targets", self.targets), ("validation", self.validation),
                  ("finetune_source", [self.finetune_source] if self.finetune_source else [])]
@@ -84,11 +92,25 @@ class SuiteConfig:
                 for name in [n for n in names_a if n in names_b]:
                     raise ValueError(f"suite: task {name!r} is named in two roles, suite.{key_a} and suite.{key_b}; "
                                      "a task is trained on, reported, or used for selection: only one of these")
-        used = [*self.sources, *self.targets, *self.validation,
-                *([self.finetune_source] if self.finetune_source else [])]
-        channels = {TASKS.get(n).channels for n in used}
-        if len(channels) > 1:
-            raise ValueError(f"suite: tasks mix channel counts {sorted(channels)}; one body needs one input format")
+
+    @staticmethod
+    def _known(name: str, key: str) -> None:
+        from tasks.user import parse, scheme
+
+        if scheme(name) is not None:
+            parse(name, key)  # the scheme and the size; the data is checked at validation
+        elif name not in TASKS:
+            raise ValueError(f"{key}: unknown task {name!r}; valid task names: {', '.join(TASKS)}, "
+                             "or folder:<path>, torchvision:<Name>")
+
+    def check_channels(self, channels: int | None) -> None:
+        """One body needs one input format: every task's channel count agrees, or ``data.channels``
+        converts them."""
+        used = [*self.sources, *self.targets, *self.validation, *([self.finetune_source] if self.finetune_source else [])]
+        found = {TASKS.get(n).channels for n in used}
+        if len(found) > 1 and not channels:
+            raise ValueError(f"suite: tasks mix channel counts {sorted(found)}; one body needs one input format "
+                             "(data.channels=1 or 3 converts them)")
 
 
 @dataclass(frozen=True)

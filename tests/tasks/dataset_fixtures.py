@@ -253,3 +253,40 @@ def write_all(root: Path) -> Path:
     for write in WRITERS:
         write(root)
     return root
+
+
+# ---------------------------------------------------------------- tasks named on the command line
+FOLDER_SIZES = ((16, 16), (24, 18), (40, 30))  # a few shapes, squashed to the task's size when decoded
+
+
+def write_image_folder(root: Path, classes: int = 3, train: int = 10, test: int | None = 5, grey: bool = False,
+                       offset: int = 0) -> Path:
+    """``root/train/<class>/*`` and ``root/test/<class>/*`` (no ``test/`` if ``test`` is None):
+    PNG and JPEG files in turn, of a few sizes, RGB or palette (or grey, L and LA, if ``grey``);
+    each shows its label as in :func:`image` (label + ``offset``, so tasks differ)."""
+    from PIL import Image
+
+    for part, per in (("train", train), ("test", test)):
+        for c in range(classes if per else 0):
+            folder = root / part / f"class_{c}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(per):
+                w, h = FOLDER_SIZES[i % len(FOLDER_SIZES)]
+                img = Image.fromarray(image(c + offset, 16, grey=grey)).resize((w, h), Image.NEAREST)
+                if i % 2:
+                    img.save(folder / f"{i:03d}.jpg", quality=95)
+                else:
+                    img = img.convert("LA" if grey else "P") if i % 4 == 2 else img
+                    img.save(folder / f"{i:03d}.png")
+    return root
+
+
+def write_kmnist(root: Path) -> Path:
+    """KMNIST as torchvision keeps it: ``root/KMNIST/raw/*-ubyte`` (10 classes, 2 train and 1 test each)."""
+    raw = root / "KMNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for prefix, per in (("train", 2), ("t10k", 1)):
+        labels = _per_class(10, per)
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(_idx(np.stack([image(c, 28, grey=True) for c in labels])))
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(_idx(np.array(labels, dtype=np.uint8)))
+    return root
