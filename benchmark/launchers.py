@@ -30,7 +30,7 @@ from typing import Callable, Optional
 import submitit
 from tqdm import tqdm
 
-from benchmark import atomic
+from benchmark import atomic, logs
 from benchmark.config import compose_config, cores
 from benchmark.run import EXIT_BUSY, EXIT_DIVERGED, execute, print_table
 from benchmark.storage import RunDir
@@ -244,7 +244,9 @@ class RunJob(submitit.helpers.Checkpointable):
 
     def __call__(self, overrides: list[str]) -> str:
         os.chdir(self.cwd)  # relative paths (results_dir, data.root) mean what they meant at submission
-        run = execute(compose_config(overrides), progress=False)
+        cfg = compose_config(overrides)
+        logs.setup(cfg.log.level)  # "resuming ... from step N" and warnings reach the job's stderr
+        run = execute(cfg, progress=False)
         if run.done and os.environ.get("SLURM_PROCID", "0") == "0":
             print_table(run)
         return str(run.path)

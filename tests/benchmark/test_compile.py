@@ -92,11 +92,11 @@ def test_no_compiler_fails_before_any_compute_naming_the_key(tmp_path, monkeypat
     from torch._inductor import config
     from torch._inductor.cpp_builder import cpp_compiler_search
 
-    monkeypatch.setattr(config.cpp, "cxx", ("no-such-c++",))
     cpp_compiler_search.cache_clear()
     check_compile.cache_clear()
-    try:
-        with pytest.raises(ValueError, match=r"^runner\.compile: torch\.compile cannot build kernels for cpu"):
+    try:  # config.patch, not monkeypatch: undoing a setattr on inductor's config deletes the key
+        with config.patch({"cpp.cxx": ("no-such-c++",)}), pytest.raises(
+                ValueError, match=r"^runner\.compile: torch\.compile cannot build kernels for cpu"):
             run(tmp_path, "none", "runner.compile=true", "runner.device=cpu")
     finally:
         cpp_compiler_search.cache_clear()

@@ -74,7 +74,7 @@ def test_a_requeued_job_resumes_bit_identically(slurm_cluster, tmp_path):
     reference = execute(make_config(*run, f"results_dir={tmp_path / 'reference'}"), progress=False)
     wait_done(tmp_path / "slurm", 1, slurm_cluster)
     log = (tmp_path / "slurm" / ".submitit" / record["job_id"])
-    assert "resuming" in "".join(p.read_text() for p in log.glob("*.out")), "the job did not resume"
+    assert "resuming" in "".join(p.read_text() for p in log.glob("*.err")), "the job did not resume"
     (final,) = (tmp_path / "slurm").rglob("phi_final.pt")
     got, want = torch.load(final), reference.load_phi("final")
     assert got.keys() == want.keys()
