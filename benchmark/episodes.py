@@ -276,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     from benchmark import logs
 
     argv = sys.argv[1:] if argv is None else argv
+    if any(a in ("-h", "--help") for a in argv):
+        print(USAGE)
+        return 0
     overrides = [a for a in argv if "=" in a]
     folders = [Path(a) for a in argv if "=" not in a]
     wrong = [o for o in overrides if not o.startswith(EDITABLE)]

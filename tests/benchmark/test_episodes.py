@@ -104,6 +104,7 @@ def test_the_command_refuses_keys_that_would_change_the_run(tmp_path, capsys):
     assert "train.steps" in capsys.readouterr().err
     assert episodes.main([str(tmp_path), "metatest.episodes=2"]) == 2
     assert "not a finished run folder" in capsys.readouterr().err
+    assert episodes.main(["--help"]) == 0 and capsys.readouterr().out.startswith("usage: python -m benchmark.episodes")
 
 
 def test_episode_keys_at_their_defaults_keep_every_run_id():
