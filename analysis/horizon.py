@@ -50,14 +50,16 @@ def reach(steps: np.ndarray, accuracy: np.ndarray, threshold: float) -> float:
 
 def seed_curves(curves: pd.DataFrame, targets: list[str]) -> dict[str, pd.DataFrame]:
     """Per row: seeds x inner steps, the mean target accuracy (%) of each seed's run; only the
-    checkpoints every seed has, in step order."""
+    checkpoints every seed has, in step order. A row meta-tested at its final phi only (a K
+    study's variant, say) has no curve and is left out."""
     per_run = per_run_curves(curves, targets)
     order = {row: i for i, row in enumerate(pd.unique(row_labels(curves)))}  # registry order, as collect sorts
     out = {}
     for row, group in sorted(per_run.groupby("row", sort=False), key=lambda item: order[item[0]]):
         wide = group.pivot_table(index="seed", columns="inner_steps", values="accuracy", aggfunc="mean")
         wide = wide.dropna(axis=1, how="any").sort_index(axis=1)
-        if wide.shape[1]:
+        # A curve needs two checkpoints, unless nothing was meta-trained (scratch: phi_0 throughout).
+        if wide.shape[1] >= 2 or (wide.shape[1] == 1 and wide.columns[0] == 0):
             out[row] = wide
     return out
 
@@ -72,20 +74,23 @@ def _quantiles(values: np.ndarray) -> tuple[float, float]:
     return tuple(math.inf if q > big else float(q) for q in (lo, hi))
 
 
-def reference_row(rows: list[str], runs: pd.DataFrame, selected: dict[str, str] | None = None) -> str | None:
-    """The reference's row: Reptile's only row, or the one at its selected configuration (the
-    protocol's overrides), or else its first."""
+def reference_row(rows: dict[str, pd.DataFrame] | list[str], runs: pd.DataFrame,
+                  selected: dict[str, str] | None = None) -> str | None:
+    """The reference's row among those with curves: Reptile's only one, or the one at its
+    selected configuration (the protocol's overrides, on the keys that are columns of
+    ``runs``), or else the one with the most checkpoints (the first of those)."""
     labels = row_labels(runs)
-    candidates = list(pd.unique(labels[runs["method"] == REFERENCE]))
-    candidates = [r for r in candidates if r in rows]
-    if len(candidates) <= 1 or not selected:
+    candidates = [r for r in pd.unique(labels[runs["method"] == REFERENCE]) if r in rows]
+    if len(candidates) <= 1:
         return candidates[0] if candidates else None
-    reptile = runs[runs["method"] == REFERENCE].assign(row=labels)
-    for row, group in reptile.groupby("row", sort=False):
-        if row in candidates and all(key in group and _same(group[key].iloc[0], value)
-                                     for key, value in selected.items()):
-            return row
-    return candidates[0]
+    keys = {k: v for k, v in (selected or {}).items() if k in runs.columns}
+    if keys:
+        reptile = runs[runs["method"] == REFERENCE].assign(row=labels)
+        for row, group in reptile.groupby("row", sort=False):
+            if row in candidates and all(_same(group[k].iloc[0], v) for k, v in keys.items()):
+                return row
+    points = {r: rows[r].shape[1] if isinstance(rows, dict) else 0 for r in candidates}
+    return max(candidates, key=lambda r: points[r])  # max keeps the first of equals
 
 
 def _same(a, b) -> bool:
@@ -101,7 +106,7 @@ def steps_to_reach(curves: pd.DataFrame, targets: list[str], reference: str, rep
     by_row = seed_curves(curves, targets)
     ref = by_row[reference]
     ref_steps, ref_acc = ref.columns.to_numpy(float), ref.to_numpy()
-    threshold = float(ref_acc[:, -1].mean())
+    threshold = float(ref_acc.mean(0)[-1])  # the curve's own last point: the same sum, the same bits
     ref_point = reach(ref_steps, ref_acc.mean(0), threshold)
     rng = np.random.default_rng(seed)
     ref_draws = rng.integers(0, len(ref), size=(reps, len(ref)))

@@ -141,7 +141,7 @@ def horizon_section(suite: str, runs: pd.DataFrame, curves: pd.DataFrame, limite
     targets = tables.targets_of(runs)
     by_row = horizon.seed_curves(curves, targets) if not curves.empty else {}
     overrides = (tuned[0].get(suite, {}).get(horizon.REFERENCE, {}).get("overrides", []) if tuned else [])
-    reference = horizon.reference_row(list(by_row), runs, dict(o.split("=", 1) for o in overrides))
+    reference = horizon.reference_row(by_row, runs, dict(o.split("=", 1) for o in overrides))
     found: list[tuple[str, str, tables.Table | None, str]] = []  # (title, file stem, table, why not)
     if reference:
         frame, threshold = horizon.steps_to_reach(curves, targets, reference)

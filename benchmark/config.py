@@ -140,6 +140,11 @@ class LogConfig:
         from benchmark.logs import LEVELS
 
         require(self.level.upper() in LEVELS, "log.level", f"must be one of {', '.join(LEVELS)}, got {self.level!r}")
+        if self.tensorboard:  # before any folder is written, not at the first scalar
+            import importlib.util
+
+            require(importlib.util.find_spec("tensorboard") is not None, "log.tensorboard",
+                    "needs the tensorboard package (pip install tensorboard)")
 
 
 @dataclass

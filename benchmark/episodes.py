@@ -49,7 +49,9 @@ from benchmark.metatest import TooFewImages
 from benchmark.models import build_body
 from benchmark.population import init_head
 from benchmark.storage import RunBusy, RunDir
+from tasks.decode import to_channels
 from tasks.registry import TASKS, Splits, TaskSpec
+from tasks.user import with_channels
 
 Z95 = 1.96
 log = logging.getLogger("lsml")
@@ -206,7 +208,8 @@ def rows(cfg: Config, phi: dict, data: dict[str, Splits], device, inner_steps: i
          ) -> list[dict]:
     """The episodic rows of every target of the run."""
     return [row for target in cfg.suite.targets
-            for row in evaluate(cfg, phi, TASKS.get(target), data[target], device, inner_steps, progress)]
+            for row in evaluate(cfg, phi, with_channels(TASKS.get(target), cfg.data.channels), data[target], device,
+                                inner_steps, progress)]
 
 
 SETTINGS = ("target", "ways", "shots", "queries", "episodes", "body", "episode_steps", "episode_lr")
@@ -221,7 +224,8 @@ def same_settings(a: dict, b: dict) -> bool:
 # Exit codes: 0 done, 1 failed, 2 a bad key, folder or impossible request (nothing written), 75 busy.
 USAGE = ("usage: python -m benchmark.episodes <run folder>... [metatest.episodes=600] [metatest.episode_*=...] "
          "[runner.device=...] [runner.threads=N] [data.cache_dir=...] [log.level=...]")
-EDITABLE = ("metatest.episode", "runner.device", "runner.threads", "data.", "log.")
+MACHINE_KEYS = ("root", "cache_dir", "download")  # data keys that say where this machine keeps the data
+EDITABLE = ("metatest.episode", "runner.device", "runner.threads", *(f"data.{k}=" for k in MACHINE_KEYS), "log.")
 
 
 def _config(folder: Path, overrides: list[str]) -> tuple[RunDir, Config]:
@@ -235,7 +239,9 @@ def _config(folder: Path, overrides: list[str]) -> tuple[RunDir, Config]:
     run = RunDir({**saved, "results_dir": str(folder.parents[2])})
     if run.path.resolve() != folder.resolve():
         raise ValueError(f"{folder}: its config.yaml gives run id {run.id}, not the folder's name")
-    merged = OmegaConf.merge(saved, {"data": OmegaConf.to_container(OmegaConf.structured(DataConfig), resolve=True),
+    defaults = OmegaConf.to_container(OmegaConf.structured(DataConfig), resolve=True)
+    machine = {k: defaults[k] for k in MACHINE_KEYS}  # this machine's, unless given; every other data key is the run's
+    merged = OmegaConf.merge(saved, {"data": machine,
                                      "runner": {"world_size": 1}, "metatest": {"episodes": 600},
                                      "results_dir": str(folder.parents[2])},
                              OmegaConf.from_dotlist(overrides))
@@ -250,7 +256,7 @@ def score_run(folder: Path, overrides: list[str], progress: bool = True) -> list
     from benchmark.config import cores
 
     run, cfg = _config(folder, overrides)
-    data = {t: TASKS.get(t).load(cfg.data) for t in cfg.suite.targets}
+    data = {t: to_channels(TASKS.get(t).load(cfg.data), cfg.data.channels) for t in cfg.suite.targets}
     check(cfg, data)
     distributed.check_device(cfg.runner.device)
     torch.set_num_threads(cfg.runner.threads or cores())

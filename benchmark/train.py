@@ -208,6 +208,8 @@ def meta_train(
                 state = {"population": pop.state_dict(), "method": method.state_dict(), "stats": stats,
                          "last_log": last_log, "wall_seconds": time.perf_counter() - start}
                 run.save_state(step, collective, state)
+                if scalars:  # what a resume keeps (purge_step) must be on disk before a kill -9
+                    scalars.flush()
                 if stopping:
                     stop.stop()
     return {"steps": steps, "inner_steps": steps * len(sources), "wall_seconds": time.perf_counter() - start}

@@ -321,7 +321,9 @@ def _torchvision(name: str, key: str, ref: Ref, path: str, px: int, fraction: fl
     folder = next((Path(p) for p in (getattr(train_ds, "raw_folder", None), getattr(train_ds, "_base_folder", None),
                                      root / str(getattr(train_ds, "base_folder", "")), root / ref.target)
                    if p and Path(p).is_dir() and Path(p) != root), root)
-    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    # A class that keeps its files in root itself (SVHN, USPS): root's own files, not every
+    # other dataset under it, which would change the run id whenever one is added.
+    files = sorted(p for p in (folder.iterdir() if folder == root else folder.rglob("*")) if p.is_file())
     listing = [[p.relative_to(root).as_posix(), p.stat().st_size] for p in files]
     fingerprint = _digest({"class": ref.target, "kwargs": kwargs, "files": listing})
     cache = {"kind": "torchvision", "version": DECODE_VERSION, "class": ref.target, "kwargs": kwargs, "image_size": px,

@@ -128,3 +128,32 @@ def test_limited_table_means_over_targets_per_size_beside_the_full_set():
     # means over targets per seed: size 1: 30, 40; size 3: 50, 60; all: 70, 80
     assert table.cells.loc["CTS (ours)"].tolist() == ["35.0 ± 63.5", "55.0 ± 63.5", "75.0 ± 63.5"]
     assert limited_table(limited.iloc[:0], runs, "s") is None
+
+
+def test_reptile_always_reaches_its_own_final_accuracy_whatever_the_float_sums():
+    """The threshold is the mean curve's last point itself: a mean of the final accuracies
+    taken in another order can land one bit above it, and Reptile would 'not reach' itself
+    (draw 6 of these did, before)."""
+    for draw in range(12):
+        acc = np.random.default_rng(draw).uniform(40, 80, size=(10, 3))
+        spec = {"reptile": {s: (STEPS, list(acc[s])) for s in range(10)}}
+        frame, _ = steps_to_reach(curves(spec), ["t"], "Reptile", reps=20)
+        assert frame.loc[0, "steps"] <= 400.0, draw
+
+
+def test_a_row_meta_tested_at_its_final_phi_only_has_no_curve():
+    spec = {**SPEC, "leap": {0: ([400], [70]), 1: ([400], [80])}}  # a K study's variant, final phi only
+    frame, _ = steps_to_reach(curves(spec), ["t"], "Reptile", reps=50)
+    assert "Leap" not in set(frame["method"])
+    assert "Leap" not in horizon_table(curves(spec), ["t"], "s").cells.index
+    scratch = curves({"reptile": SPEC["reptile"], "fomaml": {0: ([0], [20]), 1: ([0], [22])}})
+    assert "FOMAML" in horizon_table(scratch, ["t"], "s").cells.index  # nothing meta-trained: a level, kept
+
+
+def test_without_a_selection_the_reference_is_the_reptile_row_with_the_most_checkpoints():
+    runs = pd.DataFrame({"method": ["reptile"] * 2, "display": ["Reptile"] * 2, "variant": ["K=10", "K=50"],
+                         "method.reset_every": [10, 50]})
+    rows = {"Reptile, K=10": pd.DataFrame([[1.0, 2.0]], columns=[100, 400]),
+            "Reptile, K=50": pd.DataFrame([[1.0, 2.0, 3.0]], columns=[100, 200, 400])}
+    assert reference_row(rows, runs) == "Reptile, K=50"
+    assert reference_row(rows, runs, {"method.reset_every": "10", "method.meta_lr": "1.0"}) == "Reptile, K=10"

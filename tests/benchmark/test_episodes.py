@@ -113,3 +113,14 @@ def test_episode_keys_at_their_defaults_keep_every_run_id():
     assert len(ids) == 1
     with pytest.raises(ValueError, match="metatest.episode_body"):
         make_config("metatest.episode_body=thaw")
+
+
+def test_episodes_see_the_runs_data_channels_in_the_run_and_afterwards(tmp_path):
+    """data.channels=3 turns the grey toy tasks into RGB: phi's body takes 3 channels, and so
+    must every episode's, in the run and in benchmark.episodes (which keeps the run's data keys)."""
+    run = execute(make_config(*TINY, *EPISODES, "data.channels=3", f"results_dir={tmp_path}"), progress=False)
+    first = [r for r in run.read("metatest") if r.get("protocol") == "episodes"]
+    assert run.done and len(first) == 2 * 2
+    assert episodes.main([str(run.path), *EPISODES, "runner.threads=1"]) == 0
+    assert [r for r in run.read("metatest") if r.get("protocol") == "episodes"] == first
+    assert episodes.main([str(run.path), "data.channels=1"]) == 2  # not this command's to change
