@@ -237,5 +237,29 @@ def main(cfg: DictConfig) -> None:
     sys.exit(code)
 
 
+def check_suite_file(argv: list[str]) -> None:
+    """``--config-dir D suite=<file>``: an unknown key in the suite file is one line naming it
+    and the file, and exit code 2 (Hydra would fail first, with four lines, inside ``main``)."""
+    folder = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--config-dir", "-cd")), None)
+    folder = next((a.split("=", 1)[1] for a in argv if a.startswith("--config-dir=")), folder)
+    if folder is None:
+        return
+    from hydra import initialize_config_module
+
+    from benchmark.config import compose_run
+    from benchmark.grid import config_dir_override  # here: grid imports this module
+
+    overrides = [a for a in argv if "=" in a and not a.startswith("-")]
+    try:
+        with initialize_config_module("benchmark.conf", version_base="1.3"):
+            compose_run([*overrides, config_dir_override(folder)])
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(EXIT_CONFIG)
+    except Exception:  # noqa: BLE001  (anything else: Hydra reports it in main, as ever)
+        return
+
+
 if __name__ == "__main__":
+    check_suite_file(sys.argv[1:])
     main()

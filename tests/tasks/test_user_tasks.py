@@ -211,6 +211,11 @@ def test_an_unknown_key_in_a_suite_file_is_one_line_naming_it_and_the_file(conf,
     assert str(conf / "suite" / "typo.yaml") in message
     assert sweep.main(["-", "--config-dir", str(conf), "suite=typo", f"results_dir={tmp_path / 'r'}"]) == 2
     assert "suite.target: unknown key" in capsys.readouterr().err and not (tmp_path / "r").exists()
+    out = subprocess.run([sys.executable, "-m", "benchmark.run", "--config-dir", str(conf), "suite=typo",
+                          f"results_dir={tmp_path / 'r'}"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr.strip().count("\n") == 0, out.stderr
+    assert out.stderr.startswith("error: suite.target: unknown key in the suite file suite/typo.yaml")
+    assert not (tmp_path / "r").exists()
 
 
 @pytest.mark.slow
