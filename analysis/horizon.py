@@ -226,18 +226,16 @@ def limited_table(limited: pd.DataFrame, runs: pd.DataFrame, suite: str) -> Tabl
     rows = list(pd.unique(df["row"]))
     columns = [f"{s} per class" for s in sizes] + ["All"]
     cells = pd.DataFrame(MISSING, index=rows, columns=columns)
+    means = pd.DataFrame(math.nan, index=rows, columns=columns)  # for the bold marks, unrounded
     for row in rows:
-        for size, col in zip(sizes, columns):
-            iv = t_interval(mean[(mean["row"] == row) & (mean["train_size"] == size)]["accuracy"])
-            cells.loc[row, col] = _cell(iv.mean, iv.half_width, iv.n, iv.n)
-        if row in full.index:
-            iv = t_interval(full.loc[row].dropna())
-            cells.loc[row, "All"] = _cell(iv.mean, iv.half_width, iv.n, iv.n)
+        values = [mean[(mean["row"] == row) & (mean["train_size"] == size)]["accuracy"] for size in sizes]
+        for col, v in zip(columns, [*values, full.loc[row].dropna() if row in full.index else []]):
+            iv = t_interval(v)
+            cells.loc[row, col], means.loc[row, col] = _cell(iv.mean, iv.half_width, iv.n, iv.n), iv.mean
     bold = pd.DataFrame(False, index=rows, columns=columns)
     for col in columns:
-        means = cells[col].map(lambda c: float(c.split(" ")[0]) if c != MISSING else math.nan)
-        if means.notna().any():
-            bold.loc[means.idxmax(), col] = True
+        if means[col].notna().any():
+            bold.loc[means[col].idxmax(), col] = True
     caption = (f"Limited data on {suite}: meta-test accuracy (%) of the final phi, mean over targets, when each "
                f"target's training set is cut to n images per class (a stratified draw fixed by seed, target and n, "
                f"the same for every method; metatest.train_sizes) and with all of it: mean ± 95% t half-width over "
