@@ -74,6 +74,21 @@ def _quantiles(values: np.ndarray) -> tuple[float, float]:
     return tuple(math.inf if q > big else float(q) for q in (lo, hi))
 
 
+def selected_rows(runs: pd.DataFrame, overrides: dict[str, list[str]]) -> set[str]:
+    """The row labels at each method's selected configuration: ``overrides`` maps a method to
+    its protocol overrides (``key=value``), compared on the keys that are columns of ``runs``.
+    A method with one row, no overrides on those columns, or no matching row keeps all its rows."""
+    labels = row_labels(runs)
+    out: set[str] = set()
+    for method, group in runs.assign(row=labels).groupby("method", sort=False):
+        rows = list(pd.unique(group["row"]))
+        keys = {k: v for k, v in (o.split("=", 1) for o in overrides.get(method, [])) if k in runs.columns}
+        match = [r for r, g in group.groupby("row", sort=False)
+                 if keys and all(_same(g[k].iloc[0], v) for k, v in keys.items())]
+        out.update(match if len(rows) > 1 and match else rows)
+    return out
+
+
 def reference_row(rows: dict[str, pd.DataFrame] | list[str], runs: pd.DataFrame,
                   selected: dict[str, str] | None = None) -> str | None:
     """The reference's row among those with curves: Reptile's only one, or the one at its
@@ -83,12 +98,11 @@ def reference_row(rows: dict[str, pd.DataFrame] | list[str], runs: pd.DataFrame,
     candidates = [r for r in pd.unique(labels[runs["method"] == REFERENCE]) if r in rows]
     if len(candidates) <= 1:
         return candidates[0] if candidates else None
-    keys = {k: v for k, v in (selected or {}).items() if k in runs.columns}
-    if keys:
-        reptile = runs[runs["method"] == REFERENCE].assign(row=labels)
-        for row, group in reptile.groupby("row", sort=False):
-            if row in candidates and all(_same(group[k].iloc[0], v) for k, v in keys.items()):
-                return row
+    chosen = selected_rows(runs[runs["method"] == REFERENCE],
+                           {REFERENCE: [f"{k}={v}" for k, v in (selected or {}).items()]})
+    match = [r for r in candidates if r in chosen]
+    if len(match) == 1:
+        return match[0]
     points = {r: rows[r].shape[1] if isinstance(rows, dict) else 0 for r in candidates}
     return max(candidates, key=lambda r: points[r])  # max keeps the first of equals
 

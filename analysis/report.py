@@ -21,13 +21,14 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
 from analysis import horizon, plots, protocol, tables
 from benchmark import logs
-from analysis.collect import Collection, collect
+from analysis.collect import Collection, collect, row_labels
 
 CSV_OPTIONS = {"keep_default_na": False, "na_values": [""]}  # a target named "NA" stays a name
 # Always text, whatever they hold: a commit or hash of digits only, phi_step "100" beside "final".
@@ -99,16 +100,29 @@ def suite_section(suite: str, frames: dict[str, pd.DataFrame], swept: list[str],
         head = [*protocol.paragraph(tuned[0], suite, sorted(int(s) for s in pd.unique(runs["seed"]))),
                 "### Selection gap", "", gap.caption, "", tables.to_markdown(gap), ""]
 
+    # With a tune, the convergence figures draw each method at its selection (one solid line
+    # each); the rows of methods also run at other configurations (a K study) get a figure of
+    # their own, so that neither figure needs a dozen lines.
+    chosen = (horizon.selected_rows(runs, {m: v.get("overrides", []) for m, v in tuned[0][suite].items()})
+              if head else set(row_labels(runs)))
+    selected_style = {r: replace(s, linestyle="-", variant="") if head else s
+                      for r, s in style.items() if r in chosen}
+    varied = set(runs.loc[~row_labels(runs).isin(chosen), "method"])
+    variant_style = {r: s for r, s in style.items()
+                     if r in set(row_labels(runs[runs["method"].isin(varied)]))}
+    no_curves = "no method meta-tested at two or more phi steps (metatest.at_steps)"
     # (title, files or None, why a figure may be missing)
     figures = [
         ("Meta-training loss", plots.training_loss(training, style, out, f"training_loss{suffix}"),
          "no metrics.jsonl rows with a loss"),
-        ("Meta-convergence, mean over targets",
-         plots.metaconvergence(curves, targets, style, out, f"metaconvergence{suffix}"),
-         "no method meta-tested at two or more phi steps (metatest.at_steps)"),
+        ("Meta-convergence, mean over targets" + (", each method at its selection" if head else ""),
+         plots.metaconvergence(curves, targets, selected_style, out, f"metaconvergence{suffix}"), no_curves),
         *[(f"Meta-convergence on {t}",
-           plots.metaconvergence(curves, targets, style, out, f"metaconvergence{suffix}_{t}", target=t),
-           "no method meta-tested at two or more phi steps (metatest.at_steps)") for t in targets],
+           plots.metaconvergence(curves, targets, selected_style, out, f"metaconvergence{suffix}_{t}", target=t),
+           no_curves) for t in targets],
+        *([("Meta-convergence, every configuration of the methods run at more than one",
+            plots.metaconvergence(curves, targets, variant_style, out, f"metaconvergence_variants{suffix}"),
+            no_curves)] if varied else []),
         ("Accuracy vs K", plots.accuracy_vs_k(runs, swept, style, out, f"accuracy_vs_K{suffix}"),
          "no method was run at two or more values of method.reset_every"),
         ("Sensitivity: validation accuracy of every tuning trial vs each tuned key",

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from analysis.collect import collect
-from analysis.horizon import (horizon_table, k_table, limited_table, reach, reference_row, steps_to_reach,
-                              steps_to_reach_table)
+from analysis.horizon import (horizon_table, k_table, limited_table, reach, reference_row, selected_rows,
+                              steps_to_reach, steps_to_reach_table)
 from analysis.tables import accuracy_table
 
 RUNS = Path(__file__).resolve().parents[1] / "fixtures" / "runs"
@@ -157,3 +157,18 @@ def test_without_a_selection_the_reference_is_the_reptile_row_with_the_most_chec
             "Reptile, K=50": pd.DataFrame([[1.0, 2.0, 3.0]], columns=[100, 200, 400])}
     assert reference_row(rows, runs) == "Reptile, K=50"
     assert reference_row(rows, runs, {"method.reset_every": "10", "method.meta_lr": "1.0"}) == "Reptile, K=10"
+
+
+def test_selected_rows_keep_each_method_at_its_selection_and_the_rest_whole():
+    runs = pd.DataFrame({"method": ["ours"] * 3 + ["reptile"] * 2 + ["fomaml"],
+                         "display": ["CTS (ours)"] * 3 + ["Reptile"] * 2 + ["FOMAML"],
+                         "variant": ["K=10", "K=100", "K=1000", "K=10", "K=50", ""],
+                         "method.reset_every": [10, 100, 1000, 10, 50, 100],
+                         "method.meta_lr": [0.1, 0.1, 0.1, 1.0, 1.0, 0.46]})
+    overrides = {"ours": ["method.meta_lr=0.1", "method.reset_every=100"],
+                 "reptile": ["method.meta_lr=1.0", "method.reset_every=50", "method.inner_steps=3"],  # not a column
+                 "fomaml": ["method.reset_every=200"]}  # one row: kept whatever it says
+    assert selected_rows(runs, overrides) == {"CTS (ours), K=100", "Reptile, K=50", "FOMAML"}
+    # no selection known, or none matching: every row of that method stays
+    assert selected_rows(runs, {}) == set(runs["display"] + ", " + runs["variant"]) - {"FOMAML, "} | {"FOMAML"}
+    assert selected_rows(runs, {"ours": ["method.reset_every=7"]}) >= {"CTS (ours), K=10", "CTS (ours), K=1000"}
