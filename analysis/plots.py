@@ -66,6 +66,12 @@ def styles(runs: pd.DataFrame) -> dict[str, Style]:
     return out
 
 
+def method_style(style: dict[str, Style], method: str) -> Style | None:
+    """The style of a method (display name), whichever of its rows carries it: with variants
+    its rows are "CTS (ours), K=10" and so on, and no row is named after the method alone."""
+    return next((s for s in style.values() if s.method == method), None)
+
+
 def _figure() -> tuple[plt.Figure, plt.Axes]:
     fig = plt.figure(figsize=SIZE, layout="constrained")
     return fig, fig.add_subplot()
@@ -253,7 +259,7 @@ def sensitivity(trials: pd.DataFrame, style: dict[str, Style], out: Path, stem: 
                 m = df[(df["method"] == method) & df[key].notna()]
                 if m.empty:
                     continue
-                s = style.get(display_name(method), grey)
+                s = method_style(style, display_name(method)) or grey
                 x, y = m[key].astype(float), 100 * m["validation"]
                 ax.scatter(x, y, color=s.color, marker=s.marker, s=14, linewidths=0)
                 chosen = m[m["selected"].astype(bool)]

@@ -100,8 +100,8 @@ def suite_section(suite: str, frames: dict[str, pd.DataFrame], swept: list[str],
         head = [*protocol.paragraph(tuned[0], suite, sorted(int(s) for s in pd.unique(runs["seed"]))),
                 "### Selection gap", "", gap.caption, "", tables.to_markdown(gap), ""]
 
-    # With a tune, the convergence figures draw each method at its selection (one solid line
-    # each); the rows of methods also run at other configurations (a K study) get a figure of
+    # With a tune, the loss and convergence figures draw each method at its selection (one
+    # solid line each); the rows of methods also run at other configurations (a K study) get a figure of
     # their own, so that neither figure needs a dozen lines.
     chosen = (horizon.selected_rows(runs, {m: v.get("overrides", []) for m, v in tuned[0][suite].items()})
               if head else set(row_labels(runs)))
@@ -113,7 +113,8 @@ def suite_section(suite: str, frames: dict[str, pd.DataFrame], swept: list[str],
     no_curves = "no method meta-tested at two or more phi steps (metatest.at_steps)"
     # (title, files or None, why a figure may be missing)
     figures = [
-        ("Meta-training loss", plots.training_loss(training, style, out, f"training_loss{suffix}"),
+        ("Meta-training loss" + (", each method at its selection" if head else ""),
+         plots.training_loss(training, selected_style, out, f"training_loss{suffix}"),
          "no metrics.jsonl rows with a loss"),
         ("Meta-convergence, mean over targets" + (", each method at its selection" if head else ""),
          plots.metaconvergence(curves, targets, selected_style, out, f"metaconvergence{suffix}"), no_curves),

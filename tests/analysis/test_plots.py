@@ -68,3 +68,18 @@ def test_one_colour_per_method(style):
     ours = [s for label, s in style.items() if label.startswith("CTS (ours)")]
     assert len(ours) == 2 and ours[0].color == ours[1].color and ours[0].linestyle != ours[1].linestyle
     assert len({s.color for s in style.values()}) == 5  # ours, reptile, fomaml, scratch, newmethod
+
+
+def test_sensitivity_colours_a_method_whose_rows_are_all_variants(style, tmp_path):
+    """The fixture's CTS rows are "CTS (ours), K=5" and "K=10": none is named "CTS (ours)", and
+    the sensitivity figure drew CTS in the fallback grey before it looked the method up."""
+    import numpy as np
+    import pandas as pd
+
+    cts = plots.method_style(style, "CTS (ours)")
+    assert cts is not None and "CTS (ours)" not in style
+    trials = pd.DataFrame({"method": ["ours"] * 3, "trial": [0, 1, 2], "validation": [0.5, 0.6, 0.7],
+                           "selected": [False, False, True], "method.meta_lr": [0.01, 0.1, 1.0]})
+    paths = plots.sensitivity(trials, style, tmp_path, "sensitivity")
+    image = matplotlib.image.imread(paths[0])[..., :3]
+    assert (np.abs(image - np.asarray(cts.color)).max(axis=-1) < 0.02).sum() > 20  # CTS's colour is drawn
