@@ -1,6 +1,11 @@
 """Registry-driven: every registered method runs on the toy suite end to end, and the
 equivalences that pin the baselines to each other hold on phi_final."""
 import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,7 +14,7 @@ from benchmark.models import flat_params
 from benchmark.run import execute
 from benchmark.models import build_body
 from benchmark.train import initial_body
-from helpers import make_config
+from helpers import ROOT, make_config
 from methods.base import METHODS
 
 # Test settings per method: a method without an entry fails test_every_method_has_settings.
@@ -108,12 +113,42 @@ GOLDEN = {"ours": (153.943664, 13.858855), "reptile": (161.732717, 14.019591), "
           "imaml": (148.525936, 13.845829), "anil": (157.61852, 14.675367)}
 
 
+# The pairs were recorded on an AVX-512 machine; a CPU whose oneDNN kernels stop at AVX2
+# rounds the convolutions differently, and iMAML's CG on its indefinite system (methods/imaml.py)
+# amplifies that: 148.522607 there (DNNL_MAX_CPU_ISA=AVX2 reproduces it here; CI met it on
+# 2026-12-01), 2.4e-5 from the pair, while every other method stays within 2e-7. Its tolerance
+# is 1e-4, still 17x below the smallest rule change tried (sum +0.25 for meta_lr 0.1 -> 0.101,
+# +1.06 for 9 CG steps, +1.01 for lambda 0.505, -0.28 for cg_damping 0.01).
+RTOL = {"imaml": 1e-4}
+
+
+def assert_golden(name: str, phi: tuple[float, float]) -> None:
+    torch.testing.assert_close(phi, GOLDEN[name], rtol=RTOL.get(name, 1e-6), atol=1e-5, msg=lambda m: f"{name}: {m}")
+
+
+def golden_phi(name: str, results_dir) -> tuple[float, float]:
+    cfg = make_config("suite=toy", f"method={name}", f"results_dir={results_dir}", "train.steps=20", *SETTINGS[name])
+    phi = phi_vector(execute(cfg, progress=False), cfg).double()
+    return float(phi.sum()), float(phi.norm())
+
+
 def test_every_method_has_a_golden_phi():
     assert set(GOLDEN) == set(METHODS)
 
 
 @pytest.mark.parametrize("name", METHODS.names())
 def test_phi_after_20_steps_is_the_recorded_one(name, tmp_path):
-    cfg = make_config("suite=toy", f"method={name}", f"results_dir={tmp_path}", "train.steps=20", *SETTINGS[name])
-    phi = phi_vector(execute(cfg, progress=False), cfg).double()
-    torch.testing.assert_close((float(phi.sum()), float(phi.norm())), GOLDEN[name], rtol=1e-6, atol=1e-5)
+    assert_golden(name, golden_phi(name, tmp_path))
+
+
+def test_the_golden_phis_hold_where_onednn_stops_at_avx2(tmp_path):
+    """The machine CI may draw: every method's pair within its tolerance with oneDNN held to AVX2."""
+    code = ("import json, sys; from test_all_methods import METHODS, golden_phi; "
+            "print(json.dumps({n: golden_phi(n, sys.argv[1]) for n in METHODS.names()}))")
+    env = {**os.environ, "DNNL_MAX_CPU_ISA": "AVX2", "PYTHONPATH": os.pathsep.join(map(str, [ROOT, ROOT / "tests",
+                                                                                               Path(__file__).parent]))}
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    for name, phi in json.loads(out.stdout.strip().splitlines()[-1]).items():
+        assert_golden(name, tuple(phi))
