@@ -83,6 +83,7 @@ class StopRequest:
     requeues the job) or exits with 128 + signal."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGUSR2)
+    STOPPED = "checkpoint written, stopping"  # the log line by which a sweep tells a stop from a failure
 
     def __init__(self):
         self.requested: int | None = None
@@ -109,7 +110,7 @@ class StopRequest:
         sig = self.requested or signal.SIGTERM  # another rank was signalled
         previous = self._previous.get(sig)
         self.restore()
-        log.warning(f"signal {signal.Signals(sig).name}: checkpoint written, stopping")
+        log.warning(f"signal {signal.Signals(sig).name}: {self.STOPPED}")
         if callable(previous):
             previous(sig, None)
         raise SystemExit(128 + sig)

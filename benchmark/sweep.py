@@ -35,9 +35,9 @@ from benchmark import launchers, logs
 from benchmark.grid import GridError, compose_runs, config_dir_override, expand, grid_names, load_grid
 from benchmark.launchers import LaunchError, LocalSettings, Run, SlurmSettings
 from benchmark.run import EXIT_DIVERGED
-from benchmark.storage import RunDir
+from benchmark.storage import RunDir, StopRequest
 
-LAUNCH = ("missing", "failed", "resumable")  # the states a sweep (re)starts; each resumes if it can
+LAUNCH = ("missing", "failed", "stopped", "resumable")  # the states a sweep (re)starts; each resumes if it can
 
 
 # ---------------------------------------------------------------- states
@@ -46,10 +46,11 @@ def state(run: Run, queue: dict[str, str] | None) -> tuple[str, str]:
 
     done; diverged (stopped on a non-finite loss or phi: never rerun); running (a live
     process holds the run's lock, or its SLURM job is queued or running); submitted (a
-    recorded job, but squeue is not available to ask); failed (a sweep started it and
-    nothing runs it now: it restarts, from its checkpoint if it has one); resumable (a
-    checkpoint and no live holder, whatever started it: the next sweep resumes it);
-    missing. A damaged folder is named, never a crash."""
+    recorded job, but squeue is not available to ask); stopped (a sweep started it and a
+    signal stopped it after a checkpoint, as its log's last line says: it resumes); failed
+    (a sweep started it and nothing runs it now: it restarts, from its checkpoint if it has
+    one); resumable (a checkpoint and no live holder, whatever started it: the next sweep
+    resumes it); missing. A damaged folder is named, never a crash."""
     folder = run.dir
     if folder.done:
         return "done", ""
@@ -70,8 +71,10 @@ def state(run: Run, queue: dict[str, str] | None) -> tuple[str, str]:
         resumes = f"damaged checkpoint pointer in {folder.checkpoints}: restarts from step 0"
     else:
         resumes = ""
-    if failure_log(run):
-        return "failed", resumes
+    log = failure_log(run)
+    if log:
+        stopped = step is not None and StopRequest.STOPPED in launchers.log_tail(log, 3)
+        return ("stopped" if stopped else "failed"), resumes
     if resumes:
         return "resumable", resumes
     return "missing", ""

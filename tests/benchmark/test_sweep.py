@@ -164,6 +164,8 @@ def test_states_from_folders_locks_and_records(tmp_path):
     launchers.log_path(run).parent.mkdir(parents=True)
     launchers.log_path(run).write_text("boom\n")
     assert state(run, None) == ("failed", "resumes from step 5")  # a sweep started it; it resumes next time
+    launchers.log_path(run).write_text("step 5\n12:00:01 WARNING signal SIGTERM: checkpoint written, stopping\n")
+    assert state(run, None) == ("stopped", "resumes from step 5")  # a signal, not a failure
     (run.dir.checkpoints / "resume.json").write_text('{"step": 5, "wor')  # damaged: named, no crash
     assert state(run, None) == ("failed", f"damaged checkpoint pointer in {run.dir.checkpoints}: restarts from step 0")
     launchers.records_path(tmp_path).parent.mkdir()
