@@ -14,6 +14,19 @@ LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOGGER = "lsml"
 
 
+class _Stderr(logging.StreamHandler):
+    """A handler writing to whatever ``sys.stderr`` is when a message comes, not the stream
+    it was made with (a test that captures stderr replaces ``sys.stderr``)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def setup(level: str = "INFO") -> logging.Logger:
     """Route the ``lsml`` logger to stderr at ``level`` (idempotent: one handler, whatever
     the number of calls)."""
@@ -23,13 +36,10 @@ def setup(level: str = "INFO") -> logging.Logger:
     logger.setLevel(level.upper())
     logger.propagate = False
     if not any(getattr(h, "_lsml", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _Stderr()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
         handler._lsml = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
-    for handler in logger.handlers:
-        if getattr(handler, "_lsml", False):
-            handler.stream = sys.stderr  # the current stderr (tests capture it)
     return logger
 
 

@@ -1,5 +1,7 @@
 """Logs a person reads: one handler on stderr at log.level, set up by each entry point."""
+import io
 import logging
+import sys
 
 import pytest
 
@@ -23,6 +25,17 @@ def test_a_cold_cache_says_so_at_info_and_not_at_warning(tmp_path, capfd):
     assert "glyphs-digits: building its uint8 cache" in err and " INFO " in err
     TASKS.get("glyphs_digits").load(Data(tmp_path / "info"))  # warm: nothing to say
     assert "cache" not in capfd.readouterr().err
+
+
+def test_messages_go_to_the_stderr_of_the_moment(monkeypatch):
+    """Set up under one stderr, then another one (a later test's capture): the message reaches
+    the second. The handler used to keep the stream it was set up with."""
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    logs.setup("INFO")
+    monkeypatch.setattr(sys, "stderr", second)
+    logging.getLogger(logs.LOGGER).warning("where does this go")
+    assert "where does this go" in second.getvalue() and not first.getvalue()
 
 
 def test_setup_installs_one_handler_and_names_a_bad_level():
