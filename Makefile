@@ -26,11 +26,13 @@ system:
 demo: setup
 	$(PY) -m benchmark.run method=ours
 
+# Two pytest workers (pytest-xdist), one per core: most tests run one single-threaded
+# process, so one worker left a core idle. worksteal balances the long tests.
 test: setup system
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q -n 2 --dist worksteal --durations=15
 
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow and not slurm"
+	$(PY) -m pytest -q -n 2 --dist worksteal -m "not slow and not slurm"
 
 clean:
 	rm -rf $(VENV) .pytest_cache
