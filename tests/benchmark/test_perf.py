@@ -9,10 +9,11 @@ import sys
 
 import pytest
 
-from benchmark.perf import datapath, overhead, scaling
+from benchmark.perf import datapath, decode, overhead, scaling
 from methods import METHODS
 
-SCRIPTS = {"overhead": "per-step overhead", "scaling": "multi-process run", "datapath": "Data-path speed"}
+SCRIPTS = {"overhead": "per-step overhead", "scaling": "multi-process run", "datapath": "Data-path speed",
+           "decode": "Decoding speed"}
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
@@ -46,7 +47,7 @@ def test_old_key_value_knobs_are_refused_with_the_option_to_use(module, argv, fl
 
 
 @pytest.mark.parametrize("module, argv", [(overhead, ["--steps", "0"]), (scaling, ["--repeats", "0"]),
-                                          (datapath, ["--batch", "0"])])
+                                          (datapath, ["--batch", "0"]), (decode, ["--images", "0"])])
 def test_non_positive_counts_are_refused(module, argv, capsys):
     with pytest.raises(SystemExit) as stop:
         module.main(argv)
@@ -101,3 +102,13 @@ def test_datapath_reports_every_image_size(capsys):
     assert "device=cpu" in out and "batch=4" in out
     for size in (28, 32, 64, 84):
         assert re.search(rf"^\s+{size}\s+\d+\s+\d+\s+\d+\.\d%$", out, re.MULTILINE), size
+
+
+def test_decode_times_both_runs_at_every_size(capsys):
+    """20 JPEGs, sizes 16 and 24, one repeat: four fresh processes, a few seconds."""
+    decode.main(["--images", "20", "--sizes", "16", "24", "--repeats", "1"])
+    out = capsys.readouterr().out
+    assert out.startswith("20 JPEGs of 320x240 in 10 classes")
+    for size in (16, 24):
+        assert re.search(rf"^ +{size} px: first run +\d+ img/s \(check +\d+, load +\d+\); "
+                         rf"cached run +\d+ img/s \(check +\d+, load +\d+\)$", out, re.MULTILINE), size
