@@ -203,10 +203,23 @@ def pooled(group: pd.DataFrame) -> tuple[float, float, int]:
     return mean, 1.96 * math.sqrt(ss / max(total - 1, 1)) / math.sqrt(total), int(total)
 
 
+def episode_cell(group: pd.DataFrame) -> tuple[float, float]:
+    """(mean, 95% half-width) of one row's episodes on one target and shot count: with two
+    seeds or more, the t-interval over the seeds' episode means (as the many-shot tables:
+    episode noise alone would hide the seed-to-seed spread); with one seed, its episodes'
+    1.96 sd / sqrt(N)."""
+    seeds = group.groupby("seed")[["episodes", "accuracy", "sd"]].apply(pooled)
+    if len(seeds) < 2:
+        mean, half, _ = pooled(group)
+        return mean, half
+    interval = t_interval(mean for mean, _, _ in seeds)
+    return interval.mean, interval.half_width
+
+
 def episodes_tables(episodes: pd.DataFrame, suite: str) -> list[Table]:
     """One table per episodic protocol (ways, queries, episodes, body, fitting): rows x
-    (target, shots), mean query accuracy (%) ± 1.96 sd / sqrt(N) over the N episodes of
-    every seed of the row, pooled. Bold: best mean per column."""
+    (target, shots), mean query accuracy (%) ± the half-width of :func:`episode_cell`'s 95%
+    interval (over seeds; over episodes for a row of one seed). Bold: best mean per column."""
     tables = []
     settings = episodes[EPISODE_SETTINGS].drop_duplicates().to_dict("records")
     for k, setting in enumerate(settings):
@@ -218,7 +231,7 @@ def episodes_tables(episodes: pd.DataFrame, suite: str) -> list[Table]:
         cells = pd.DataFrame(MISSING, index=rows, columns=columns)
         means = pd.DataFrame(math.nan, index=rows, columns=columns)
         for (row, target, shots), group in df.groupby(["row", "target", "shots"], sort=False):
-            mean, half, _ = pooled(group)
+            mean, half = episode_cell(group)
             col = f"{target}, {int(shots)}-shot"
             cells.loc[row, col], means.loc[row, col] = f"{100 * mean:.1f} ± {100 * half:.1f}", mean
         cells["n"] = [str(df[df["row"] == r]["seed"].nunique()) for r in rows]
@@ -231,7 +244,8 @@ def episodes_tables(episodes: pd.DataFrame, suite: str) -> list[Table]:
                    f"the same for every method), a fresh head fitted on the support set for "
                    f"{setting['episode_steps']} Adam steps at {setting['episode_lr']:g}, the body "
                    f"{'frozen' if setting['body'] == 'frozen' else 'fine-tuned'}. Mean query accuracy (%) of the "
-                   f"final phi ± 1.96 sd / sqrt(N) over the N episodes of the row's n seeds, pooled. "
+                   f"final phi ± the half-width of the 95% t-interval over the row's n seeds (each seed's mean over "
+                   f"its episodes); a row of one seed: ± 1.96 sd / sqrt(N) over its N episodes, episode noise only. "
                    f"Bold: best mean per column. {MISSING}: no runs.")
         label = f"tab:episodes-{suite}" + (f"-{k}" if k else "")
         tables.append(Table(cells, bold, pd.DataFrame(False, index=rows, columns=cells.columns), caption, label))

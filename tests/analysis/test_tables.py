@@ -111,12 +111,15 @@ def test_steps_to_95(collection):
     assert "threshold 73.1%" in steps.caption and "77.0% by CTS (ours), K=10" in steps.caption
 
 
-def test_episode_cells_pool_every_episode_of_every_seed():
-    """Two seeds of 2 episodes, accuracies [0.5, 0.7] and [0.8, 1.0]: pooled, the mean of the
-    four, 0.75, and 1.96 sd / sqrt(4) with sd (ddof 1) = sqrt(0.13 / 3)."""
+def test_episode_cells_take_the_interval_over_seeds_and_over_episodes_for_one_seed():
+    """Two seeds of 2 episodes, accuracies [0.5, 0.7] and [0.8, 1.0]. Pooled, as one seed's
+    episodes would be: the mean of the four, 0.75, and 1.96 sd / sqrt(4), sd (ddof 1) =
+    sqrt(0.13 / 3). The cell, over seeds: the seeds' means 0.6 and 0.9, so 0.75 and
+    t(0.975, 1) * sd([0.6, 0.9]) / sqrt(2) = 12.706 * 0.15 = 1.906 (episode noise alone would
+    hide the seed-to-seed spread). One seed: its episodes' interval."""
     import math
 
-    from analysis.tables import episodes_tables, pooled
+    from analysis.tables import episode_cell, episodes_tables, pooled
 
     sd = math.sqrt(0.02)  # of [0.5, 0.7] and of [0.8, 1.0]
     base = {"method": "ours", "display": "CTS (ours)", "variant": "", "suite": "toy", "target": "toy_e", "ways": 5,
@@ -126,6 +129,9 @@ def test_episode_cells_pool_every_episode_of_every_seed():
     mean, half, n = pooled(df)
     assert (mean, n) == (pytest.approx(0.75), 4)
     assert half == pytest.approx(1.96 * math.sqrt(0.13 / 3) / 2)
+    assert episode_cell(df) == (pytest.approx(0.75), pytest.approx(12.7062 * 0.15, rel=1e-4))
+    assert episode_cell(df[df["seed"] == 0]) == (pytest.approx(0.6), pytest.approx(1.96 * sd / math.sqrt(2)))
     (table,) = episodes_tables(df, "toy")
-    assert table.cells.loc["CTS (ours)", "toy_e, 1-shot"] == f"75.0 ± {100 * half:.1f}"
+    assert table.cells.loc["CTS (ours)", "toy_e, 1-shot"] == "75.0 ± 190.6"
     assert table.cells.loc["CTS (ours)", "n"] == "2" and "5-way" in table.caption
+    assert "t-interval over the row's n seeds" in table.caption
