@@ -208,11 +208,10 @@ def episode_cell(group: pd.DataFrame) -> tuple[float, float]:
     seeds or more, the t-interval over the seeds' episode means (as the many-shot tables:
     episode noise alone would hide the seed-to-seed spread); with one seed, its episodes'
     1.96 sd / sqrt(N)."""
-    seeds = group.groupby("seed")[["episodes", "accuracy", "sd"]].apply(pooled)
-    if len(seeds) < 2:
+    if group["seed"].nunique() < 2:
         mean, half, _ = pooled(group)
         return mean, half
-    interval = t_interval(mean for mean, _, _ in seeds)
+    interval = t_interval(pooled(runs)[0] for _, runs in group.groupby("seed"))
     return interval.mean, interval.half_width
 
 
