@@ -16,7 +16,11 @@ On the command line, ``key=a,b,c`` (or any Hydra sweep: ``range(0,5)``, ``choice
 is an axis and ``key=value`` an override for every run; either replaces the grid's axis
 of the same key. ``slurm.<key>=`` and ``local.<key>=`` set the launchers.
 ``hparams=<results_dir>/selected/<suite>`` runs every method at the configuration
-``benchmark.tune`` selected for it (a method without a selection file is an error).
+``benchmark.tune`` selected for it (a method without a selection file is an error). A point
+that sets a key the method tunes (a K study's ``method.reset_every=1000``) takes the file
+tuned with that key held (``<method>@reset_every=1000.yaml``), and is refused without one;
+a selection tuned in another experiment (another ``train.steps``, model, sources...) is
+refused, naming the keys, unless ``hparams_any_horizon=true``.
 
 :func:`load_grid` reads a grid and the command line, :func:`expand` lists its points
 (axis values and overrides, as text) and :func:`compose_runs` composes and validates each
@@ -64,6 +68,8 @@ class Grid:
     local: LocalSettings
     cli: list[str] = dataclasses.field(default_factory=list)  # command-line overrides, applied last
     hparams: selection.Selected | None = None  # hparams=: each method's selected overrides
+    hparams_any_horizon: bool = False  # apply a selection tuned in another experiment anyway
+    selected_by: dict[tuple[str, ...], selection.Entry] = dataclasses.field(default_factory=dict)  # point -> its file
 
 
 def override_text(value) -> str:
@@ -140,9 +146,14 @@ def load_grid(spec: str, cli: list[str]) -> Grid:
         if _parse(text).is_sweep_override():
             raise GridError(f"{text!r}: a sweep in fixed overrides; make it an axis")
 
-    launcher_args, rest, hparams = {"slurm": {}, "local": {}}, [], None
+    launcher_args, rest, hparams, any_horizon = {"slurm": {}, "local": {}}, [], None, False
     for text in cli:
         head, _, value = text.partition("=")
+        if head == "hparams_any_horizon":
+            if value not in ("true", "false"):
+                raise GridError(f"hparams_any_horizon: must be true or false, got {value!r}")
+            any_horizon = value == "true"
+            continue
         if head == "hparams":
             try:
                 hparams = selection.read_dir(value, METHODS.names())
@@ -162,7 +173,7 @@ def load_grid(spec: str, cli: list[str]) -> Grid:
         else:
             rest.append(text)
     return Grid(axes, fixed, per_method, settings(SlurmSettings, data.get("slurm"), launcher_args["slurm"], "slurm"),
-                settings(LocalSettings, data.get("local"), launcher_args["local"], "local"), rest, hparams)
+                settings(LocalSettings, data.get("local"), launcher_args["local"], "local"), rest, hparams, any_horizon)
 
 
 def _parse(text: str):
@@ -196,26 +207,49 @@ def expand(grid: Grid) -> list[tuple[dict[str, str], list[str]]]:
         if method is None and (grid.per_method or grid.hparams):
             method = default_method()
         per_method = grid.per_method.get(method, [])
-        selected = _selected(grid.hparams, method, given) if grid.hparams else []
-        points.append(({k.lstrip("+~"): v for k, v in point.items()},
-                       dedupe([*grid.overrides, *per_method, *selected, *axis_overrides, *grid.cli])))
+        entry = _selected(grid.hparams, method, given) if grid.hparams else None
+        overrides = dedupe([*grid.overrides, *per_method, *(entry.overrides if entry else []), *axis_overrides,
+                            *grid.cli])
+        if entry is not None:
+            grid.selected_by[tuple(overrides)] = entry
+        points.append(({k.lstrip("+~"): v for k, v in point.items()}, overrides))
     return points
 
 
-def _selected(hparams: selection.Selected, method: str, given: dict[str, str]) -> list[str]:
-    """A point's selected overrides; refused for another suite than the tune's, a method the
-    tune did not select, or a seed it tuned on (report seeds never choose their configuration)."""
+def _selected(hparams: selection.Selected, method: str, given: dict[str, str]) -> selection.Entry:
+    """A point's selection; refused for another suite than the tune's, a method the tune did not
+    select (with the point's fixed tuned keys), or a seed it tuned on (report seeds never choose
+    their configuration)."""
     suite = given.get("suite") or default_config().suite.name
     if suite != hparams.suite:
         raise GridError(f"hparams: the selections are for suite {hparams.suite!r}, this grid runs suite {suite!r}")
-    if method not in hparams.overrides:
-        raise GridError(f"hparams: no selection for method {method!r}; selected: {', '.join(hparams.overrides)} "
-                        f"(run benchmark.tune method={method} first)")
+    fixed = {f"method.{k}": given[f"method.{k}"] for k in sorted(METHODS.get(method).search) if f"method.{k}" in given}
+    entry = hparams.find(method, fixed)
+    if entry is None:
+        name = selection.label(method, fixed)
+        tune = " ".join([f"method={method}", *(f"{k}={v}" for k, v in fixed.items())])
+        raise GridError(f"hparams: no selection for {name!r}; selected: {', '.join(hparams.entries)} "
+                        f"(run benchmark.tune {tune} first)")
     seed = int(given.get("seed") or default_config().seed)
     if seed in hparams.tuning_seeds:
         raise GridError(f"seed: {seed} is a tuning seed of these selections ({sorted(hparams.tuning_seeds)}); "
                         "report on other seeds")
-    return hparams.overrides[method]
+    return entry
+
+
+def check_selected(grid: Grid, runs: list[Run]) -> None:
+    """Refuse a run whose selection was tuned in another experiment (``selection.check_experiment``),
+    unless ``hparams_any_horizon=true``; raises GridError naming the keys and both values."""
+    if grid.hparams is None or grid.hparams_any_horizon:
+        return
+    for run in runs:
+        entry = grid.selected_by.get(tuple(run.overrides))
+        if entry is None:
+            continue
+        drawn = [f"method.{k}" for k in METHODS.get(entry.method).search if f"method.{k}" not in entry.fixed]
+        problem = selection.check_experiment(entry, run.dir.config, drawn, METHODS.get(entry.method).config)
+        if problem:
+            raise GridError(problem)
 
 
 @functools.lru_cache(maxsize=1)

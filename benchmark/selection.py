@@ -2,8 +2,12 @@
 
 ``<results_dir>/selected/<suite>/<method>.yaml`` is written by ``benchmark.tune`` and read
 by ``benchmark.sweep ... hparams=<results_dir>/selected/<suite>``. It holds the chosen
-overrides and their score, the number of trials, the tuning seeds, the search space and
-a table of every trial.
+overrides and their score, the number of trials, the tuning seeds, the search space, the
+experiment it was tuned in (:func:`experiment`), the winner's seed-to-seed spread and margin,
+any edge of the range it sits on, and a table of every trial. A tune that holds some tuned
+keys fixed (a K study: ``method.reset_every=1000``) writes ``<method>@reset_every=1000.yaml``
+and leaves ``<method>.yaml`` alone; a sweep point that sets a tuned key uses the file whose
+fixed keys it matches, and is refused when there is none.
 
 A trial's score is the mean over the tuning seeds of each run's ``validation_mean``
 (summary.json): accuracy on the suite's validation tasks, which are never trained on and
@@ -11,13 +15,17 @@ never reported. Nothing here reads target accuracy.
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from benchmark import atomic
+from benchmark.storage import identity
 
 CRITERION = ("mean over the tuning seeds of validation_mean: the accuracy of the final phi on the suite's "
              "validation tasks (never its targets)")
@@ -56,15 +64,85 @@ def select(trials: list[Trial]) -> Trial | None:
     return max(scored, key=lambda t: (t.score, -t.index)) if scored else None
 
 
+# Keys that do not change what a tune measures (the final phi's validation accuracy): the
+# seed (the tune sets it), the targets (never read by selection: changing them must not
+# change the draws, let alone the selection), and what is meta-tested besides the final phi.
+NOT_EXPERIMENT = ("seed", "suite.targets", "train.log_every", "checkpoint.phi_every", "metatest.at_steps", "metatest.validation_at_steps",
+                  "metatest.train_sizes", "metatest.episodes", "metatest.episode_ways", "metatest.episode_shots",
+                  "metatest.episode_queries", "metatest.episode_steps", "metatest.episode_lr",
+                  "metatest.episode_body")
+
+
+def experiment(config: dict, drawn: list[str], method_config: type | None = None) -> dict[str, Any]:
+    """What a tune of this run config measures, flattened (``{"train.steps": 400, ...}``): the
+    run id's keys (no paths, no process layout) without :data:`NOT_EXPERIMENT`, the targets'
+    fingerprints, the ``drawn`` keys (``method.<key>``), and a key of ``method_config`` that
+    interpolates a drawn key (Reptile's ``aggregate_every: ${.reset_every}``) while it still
+    equals it. A tune's draws are seeded by it and a sweep's ``hparams=`` checks it."""
+    flat = _flatten(identity(config))
+    targets = set(config["suite"]["targets"])
+    follows = {f"method.{f.name}": f"method.{f.default[3:-1]}" for f in dataclasses.fields(method_config or object)
+               if isinstance(f.default, str) and f.default.startswith("${.")} if method_config else {}
+    out = {}
+    for key, value in flat.items():
+        if key in NOT_EXPERIMENT or key in drawn:
+            continue
+        if follows.get(key) in drawn and value == flat.get(follows[key]):
+            continue
+        if key.startswith("suite.fingerprints.") and key.removeprefix("suite.fingerprints.") in targets:
+            continue
+        out[key] = value
+    return out
+
+
+def experiment_key(suite: str, method: str, exp: dict[str, Any]) -> str:
+    """The seed of a tune's draws: the suite, the method and the experiment, as canonical JSON."""
+    return json.dumps({"suite": suite, "method": method, "experiment": exp}, sort_keys=True)
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict) and node:
+        return {k: v for key, child in node.items() for k, v in _flatten(child, f"{prefix}{key}.").items()}
+    return {prefix.rstrip("."): node}
+
+
+def label(method: str, fixed: dict[str, Any]) -> str:
+    """A selection's file stem: ``ours``, or ``ours@reset_every=1000`` with fixed keys."""
+    if not fixed:
+        return method
+    return method + "@" + ",".join(f"{k.removeprefix('method.')}={v}" for k, v in sorted(fixed.items()))
+
+
+def margin(trials: list[Trial], chosen: Trial) -> dict[str, Any]:
+    """The winner's seed-to-seed spread (max - min of its validation_mean over the tuning seeds)
+    and its margin to the runner-up; "not separated" when the margin is inside the spread."""
+    values = list(chosen.validation.values())
+    spread = max(values) - min(values) if len(values) > 1 else None
+    others = [t for t in trials if t is not chosen and not math.isnan(t.score)]
+    if not others:
+        return {"spread": spread, "runner_up": None, "margin": None, "separated": None}
+    runner_up = max(others, key=lambda t: (t.score, -t.index))
+    gap = chosen.score - runner_up.score
+    separated = None if spread is None else bool(gap > spread)
+    return {"spread": None if spread is None else round(spread, 6), "runner_up": runner_up.index,
+            "margin": round(gap, 6), "separated": separated}
+
+
 def selection_record(method: str, suite: str, trials: list[Trial], chosen: Trial, seeds: list[int],
-                     space: dict[str, str], validation: list[str], shared: list[str]) -> dict:
-    """The content of ``<method>.yaml``."""
+                     space: dict[str, str], validation: list[str], shared: list[str], *,
+                     fixed: dict[str, Any] | None = None, include_default: bool = False,
+                     exp: dict[str, Any] | None = None, edges: list[str] | None = None,
+                     reasons: dict[str, str] | None = None) -> dict:
+    """The content of ``<label>.yaml``."""
     return {
-        "method": method, "suite": suite,
+        "method": method, "suite": suite, "fixed": dict(fixed or {}),
         "overrides": chosen.overrides, "trial": chosen.index, "score": round(chosen.score, 6),
+        **margin(trials, chosen), "edges": list(edges or []),
         "criterion": CRITERION, "validation_tasks": validation,
         "trials": len(trials), "distinct_configurations": len({tuple(t.overrides) for t in trials}),
-        "tuning_seeds": seeds, "search_space": space, "shared_overrides": shared,
+        "include_default": include_default,
+        "tuning_seeds": seeds, "search_space": space, "search_reasons": dict(reasons or {}),
+        "shared_overrides": shared, "experiment": dict(exp or {}),
         "table": [{"trial": t.index, "overrides": t.overrides,
                    "score": None if math.isnan(t.score) else round(t.score, 6),
                    "validation_mean": {s: round(v, 6) for s, v in sorted(t.validation.items())},
@@ -78,9 +156,20 @@ class _Dumper(yaml.SafeDumper):
 
 
 def write(folder: Path, record: dict) -> Path:
-    path = folder / f"{record['method']}.yaml"
+    path = folder / f"{label(record['method'], record.get('fixed') or {})}.yaml"
     atomic.write_text(path, yaml.dump(record, Dumper=_Dumper, sort_keys=False, width=120))
     return path
+
+
+@dataclass
+class Entry:
+    """One selection file: a method's overrides, chosen with ``fixed`` keys held (a study) or not."""
+
+    path: Path
+    method: str
+    fixed: dict[str, Any]  # method.<key> -> value held during the tune ({}: the main selection)
+    overrides: list[str]
+    experiment: dict[str, Any] | None  # None: a file written before tunes recorded it
 
 
 @dataclass
@@ -88,34 +177,86 @@ class Selected:
     """A folder of selection files: each method's overrides, and what they were chosen on."""
 
     suite: str
-    overrides: dict[str, list[str]]  # method -> its selected key=value overrides
+    entries: dict[str, Entry]  # label (file stem) -> its selection
     tuning_seeds: set[int]  # every tuning seed of every method: never a report seed
+
+    @property
+    def overrides(self) -> dict[str, list[str]]:
+        """method -> the overrides of its main selection (no fixed keys)."""
+        return {e.method: e.overrides for e in self.entries.values() if not e.fixed}
+
+    def find(self, method: str, fixed: dict[str, Any]) -> Entry | None:
+        """The selection of ``method`` whose fixed keys are exactly ``fixed`` (values compared as YAML)."""
+        want = {k: _value(v) for k, v in fixed.items()}
+        for entry in self.entries.values():
+            if entry.method == method and {k: _value(v) for k, v in entry.fixed.items()} == want:
+                return entry
+        return None
+
+
+def _value(v: Any) -> Any:
+    return yaml.safe_load(v) if isinstance(v, str) else v
+
+
+def check_experiment(entry: Entry, config: dict, drawn: list[str], method_config: type) -> str | None:
+    """Why ``entry`` does not apply to a run of ``config`` (its experiment differs: another
+    ``train.steps``, model, sources...), naming each key with both values; None if it applies."""
+    here = experiment(config, drawn, method_config)
+    if entry.experiment is None:  # an older file: its horizon, from its shared overrides
+        there = {"train.steps": 400}
+        for o in entry_shared(entry):
+            if o.startswith("train.steps="):
+                there["train.steps"] = int(o.partition("=")[2])
+    else:
+        there = entry.experiment
+    keys = sorted(k for k in set(here) | set(there) if here.get(k, "(unset)") != there.get(k, "(unset)")
+                  and (entry.experiment is not None or k in there))
+    if not keys:
+        return None
+    diffs = "; ".join(f"{k}={there.get(k, '(unset)')} there, {here.get(k, '(unset)')} here" for k in keys[:3])
+    more = f" (and {len(keys) - 3} more keys)" if len(keys) > 3 else ""
+    return (f"hparams: {entry.path.name} was tuned in another experiment: {diffs}{more}; tune at these settings, "
+            "or pass hparams_any_horizon=true to apply it anyway")
+
+
+def entry_shared(entry: Entry) -> list[str]:
+    try:
+        return list(yaml.safe_load(entry.path.read_text()).get("shared_overrides") or [])
+    except (OSError, yaml.YAMLError, AttributeError):
+        return []
 
 
 def read_dir(folder: str | Path, methods: list[str]) -> Selected:
-    """The selections in ``folder`` (``<method>.yaml`` files of one suite); ``methods`` are the
-    registered names, which each file's method must be one of."""
+    """The selections in ``folder`` (``<label>.yaml`` files of one suite); ``methods`` are the
+    registered names, which each file's method must be one of. Two files of one method with the
+    same fixed keys are an error naming both."""
     folder = Path(folder)
     if not folder.is_dir():
         raise SelectionError(f"hparams: {folder} is not a folder of selected hyperparameters "
                              "(benchmark.tune writes <results_dir>/selected/<suite>/)")
-    chosen, suites, seeds = {}, set(), set()
+    entries, suites, seeds = {}, set(), set()
     for path in sorted(folder.glob("*.yaml")):
         try:
             record = yaml.safe_load(path.read_text())
             overrides = record["overrides"]
             if not isinstance(overrides, list) or not all(isinstance(o, str) and "=" in o for o in overrides):
                 raise TypeError("overrides must be a list of key=value")
-            method = record.get("method", path.stem)
+            method = record.get("method", path.stem.partition("@")[0])
+            fixed = dict(record.get("fixed") or {})
+            exp = record.get("experiment") or None
             suites.add(record["suite"])
             seeds |= {int(s) for s in record["tuning_seeds"]}
-        except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as e:
+        except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError) as e:
             raise SelectionError(f"hparams: {path}: not a selection file ({e})") from None
         if method not in methods:
             raise SelectionError(f"hparams: {path}: unknown method {method!r}; valid: {', '.join(methods)}")
-        chosen[method] = overrides
-    if not chosen:
+        name = label(method, fixed)
+        if name in entries:
+            raise SelectionError(f"hparams: {entries[name].path.name} and {path.name} both select {name!r}; "
+                                 "keep one")
+        entries[name] = Entry(path, method, fixed, overrides, exp)
+    if not entries:
         raise SelectionError(f"hparams: {folder} holds no <method>.yaml")
     if len(suites) > 1:
         raise SelectionError(f"hparams: {folder} mixes selections of suites {sorted(suites)}")
-    return Selected(suites.pop(), chosen, seeds)
+    return Selected(suites.pop(), entries, seeds)

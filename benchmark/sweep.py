@@ -32,7 +32,8 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark import launchers, logs
-from benchmark.grid import GridError, compose_runs, config_dir_override, expand, grid_names, load_grid
+from benchmark.grid import (GridError, check_selected, compose_runs, config_dir_override, expand, grid_names,
+                            load_grid)
 from benchmark.launchers import LaunchError, LocalSettings, Run, SlurmSettings
 from benchmark.run import EXIT_DIVERGED
 from benchmark.storage import RunDir, StopRequest
@@ -149,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         extra = [config_dir_override(args.config_dir)] if args.config_dir else []
         grid = load_grid(args.grid, [*extra, *args.overrides])
         runs = compose_runs(expand(grid))
+        check_selected(grid, runs)
     except (GridError, ValueError) as e:  # ValueError: a bad log.level
         print(f"error: {e}", file=sys.stderr)
         return 2

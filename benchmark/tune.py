@@ -1,22 +1,33 @@
-"""``python -m benchmark.tune [method=a,b] [trials=N] [seeds=[100,...]] [overrides...]``: an equal-budget random search.
+"""``python -m benchmark.tune [method=a,b] [trials=N] [seeds=[100,101]] [overrides...]``: an equal-budget search.
 
-Every method gets the same number of ``trials``: trial 0 is its default, trial t > 0 a
-draw from the search space declared beside its config (``methods.search``), seeded by
-(suite, method, t) alone. Each trial runs once per tuning seed as an ordinary run folder,
+Every method gets the same number of ``trials``, each a distinct configuration drawn from
+the search space declared beside its config (``methods.search``): the first points of a
+scrambled Sobol sequence, a repeat skipped, seeded by the suite, the method and every
+setting that changes what the tune measures (``benchmark.selection.experiment``: the
+horizon, the model, the sources, the validation tasks...; never the targets, the seeds or a
+path). So a tune at another horizon draws fresh configurations, and changing the targets
+changes nothing. A reset period K is drawn from a ladder capped at half the horizon. No
+trial is hand-picked: ``include_default=true`` makes trial 0 today's default, and the
+selection file says so. Each trial runs once per tuning seed as an ordinary run folder,
 through the sweep machinery: done runs are skipped, interrupted ones resume, and
-``launcher=slurm`` submits one job array. Keys every method shares (inner optimizer,
-batch size, steps) are never tuned, so every method gets the same inner compute.
+``launcher=slurm`` submits one job array. Keys every method shares (inner optimizer, batch
+size, steps) are never tuned, so every method gets the same inner compute.
+
+A tuned key given on the command line is held fixed and the others are tuned (a K study:
+``method=ours method.reset_every=1000``); the selection is then written to
+``<method>@reset_every=1000.yaml`` and the main ``<method>.yaml`` is left alone.
 
 A trial's score is the mean over the tuning seeds of ``validation_mean``: the accuracy of
 the final phi on the suite's validation tasks (``suite.validation``), which are neither
 trained on nor reported. Target accuracy is never read. Once all of a method's trials
-have finished, ``<results_dir>/selected/<suite>/<method>.yaml`` records the best trial
-(see ``benchmark.selection``); run the same command again after a SLURM submission to
-write it. A diverged trial scores nothing and is never selected; that includes a run whose
-phi trained but whose meta-test of a target diverged (the run folder then records no
-accuracy at all, as every diverged run), the one way a target can touch selection: it can
-veto a trial, never rank one. If every trial of a method diverged, nothing is selected and
-the tune exits 3.
+have finished, ``<results_dir>/selected/<suite>/<label>.yaml`` records the best trial, the
+winner's seed-to-seed spread and margin to the runner-up ("not separated" when the margin is
+inside the spread), and any edge of its range it sits on (see ``benchmark.selection``);
+run the same command again after a SLURM submission to write it. A diverged trial scores
+nothing and is never selected; that includes a run whose phi trained but whose meta-test of
+a target diverged (the run folder then records no accuracy at all, as every diverged run),
+the one way a target can touch selection: it can veto a trial, never rank one. If every
+trial of a method diverged, nothing is selected and the tune exits 3.
 
 Tuning seeds must be disjoint from the report seeds 0..report_seeds-1 (default 5): the
 runs that are reported never took part in choosing their configuration.
@@ -25,6 +36,7 @@ Examples::
 
     python -m benchmark.tune method=ours,reptile trials=12 seeds=[100,101]
     python -m benchmark.tune trials=8 runner.threads=1 results_dir=results/protocol   # every method
+    python -m benchmark.tune method=ours,reptile method.reset_every=1000 trials=4 train.steps=2000   # a K study
     python -m benchmark.tune trials=8 launcher=slurm
     python -m benchmark.tune trials=8 --status
     python -m benchmark.tune --config-dir my_conf suite=birds method=ours trials=4   # a suite file
@@ -40,6 +52,7 @@ from pathlib import Path
 
 import yaml
 from hydra.errors import HydraException
+from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from benchmark import logs, selection
@@ -51,12 +64,12 @@ from benchmark.run import EXIT_CONFIG, EXIT_DIVERGED
 from benchmark.selection import Trial
 from benchmark import sweep
 from methods.base import METHODS
-from methods.search import describe, draw
+from methods.search import describe, draws, edges, reasons, resolve
 
 DEFAULT_TRIALS = 8
-DEFAULT_SEEDS = (100,)
+DEFAULT_SEEDS = (100, 101)
 DEFAULT_REPORT_SEEDS = 5
-TUNE_KEYS = ("method", "trials", "seeds", "report_seeds", "launcher")
+TUNE_KEYS = ("method", "trials", "seeds", "report_seeds", "launcher", "include_default")
 
 
 class TuneError(ValueError):
@@ -75,6 +88,10 @@ class Request:
     results_dir: Path
     shared: list[str]  # the overrides every trial shares
     drawn: dict[str, list[list[str]]]  # method -> per trial, its tuned keys as key=value
+    include_default: bool = False  # trial 0 is today's default, not a draw
+    fixed: dict[str, dict[str, object]] = None  # method -> tuned keys the command line holds (method.<key>: value)
+    spaces: dict[str, dict] = None  # method -> its search space at this horizon, fixed keys left out
+    experiments: dict[str, dict] = None  # method -> what its tune measures (selection.experiment)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -85,7 +102,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         f"method=a,b (default: every registered method); trials=N configurations per method (default "
         f"{DEFAULT_TRIALS}); seeds=[s,...] tuning seeds (default {list(DEFAULT_SEEDS)}); report_seeds=S: "
         f"seeds 0..S-1 are reserved for reporting (default {DEFAULT_REPORT_SEEDS}); launcher=local|slurm; "
-        "slurm.<key>=, local.<key>=; any other key=value is a run override for every trial"))
+        "include_default=true: trial 0 is today's default (off: every trial is a draw); "
+        "slurm.<key>=, local.<key>=; a tuned key (e.g. method.reset_every=1000) is held fixed; any other "
+        "key=value is a run override for every trial"))
     parser.add_argument("--status", action="store_true", help="print every trial's runs and scores; start nothing")
     parser.add_argument("--config-dir", "-cd", metavar="DIR", help="a config directory with your own suite "
                         "files (DIR/suite/<name>.yaml, then suite=<name>), as benchmark.run --config-dir")
@@ -136,40 +155,61 @@ def plan(options: dict[str, str], run_overrides: list[str]) -> tuple[Request, li
     if overlap:
         raise TuneError(f"seeds: tuning seeds {overlap} are also report seeds (0..{report - 1}); a configuration "
                         f"must not be chosen on the runs that report it: tune on seeds from 100 up")
+    include_default = _boolean("include_default", options.get("include_default", "false"))
     grid = load_grid("-", run_overrides)
     if grid.hparams:
         raise TuneError("hparams: a tune draws its own configurations; hparams= is for benchmark.sweep")
     if grid.axes:
         raise TuneError(f"{', '.join(grid.axes)}: the tune takes no axes (key=a,b); it draws the tuned keys itself")
+    given = {}
     for override in grid.cli:
-        key = override.partition("=")[0].lstrip("+~")
+        key, _, value = override.partition("=")
+        key = key.lstrip("+~")
         if key == "seed":
             raise TuneError("seed: the tune sets each run's seed; give the tuning seeds as seeds=[...]")
-        tuned = key.removeprefix("method.")
-        for name in methods:
-            if key.startswith("method.") and tuned in METHODS.get(name).search:
-                raise TuneError(f"{key}: tuned for {name} ({METHODS.get(name).search[tuned]}); drop the override")
+        given[key] = yaml.safe_load(value)
     cfg = _compose([f"method={methods[0]}", *grid.cli])
     if not cfg.suite.validation:
         raise TuneError(f"suite.validation: suite {cfg.suite.name!r} names no validation tasks, and the tune "
                         "selects on validation tasks only")
-    points, drawn_of = [], {}
+    points, drawn_of, fixed_of, spaces, experiments = [], {}, {}, {}, {}
     for name in methods:
-        space = METHODS.get(name).search
-        # Every trial names every tuned key, trial 0 too (with the defaults of today): a selection
-        # file stays exact when the defaults change later (they become the selected values).
-        default = vars(_compose([f"method={name}", *grid.cli]).method) if space else {}
-        for t in range(trials):
-            values = {**{k: default[k] for k in sorted(space)}, **draw(space, cfg.suite.name, name, t)}
-            drawn = [f"method.{k}={override_text(v)}" for k, v in values.items()]
-            drawn_of.setdefault(name, []).append(drawn)
+        declared = METHODS.get(name).search
+        fixed = {f"method.{k}": given[f"method.{k}"] for k in sorted(declared) if f"method.{k}" in given}
+        if declared and len(fixed) == len(declared):
+            raise TuneError(f"{', '.join(fixed)}: every key {name} tunes is held fixed; nothing is left to tune")
+        composed = _compose([f"method={name}", *grid.cli])
+        space = {k: d for k, d in resolve(declared, composed.train.steps).items() if f"method.{k}" not in fixed}
+        config = OmegaConf.to_container(OmegaConf.structured(composed), resolve=True)
+        exp = selection.experiment(config, [f"method.{k}" for k in space], METHODS.get(name).config)
+        default = {k: getattr(composed.method, k) for k in sorted(space)}
+        n = trials - 1 if include_default and space else trials
+        try:
+            configurations = draws(space, selection.experiment_key(cfg.suite.name, name, exp), n,
+                                   taken=[default] if include_default and space else [])
+        except ValueError as e:
+            raise TuneError(f"trials: {name}: {e}") from None
+        if include_default and space:
+            configurations = [default, *configurations]
+        if not space:
+            configurations = [{} for _ in range(trials)]  # nothing to tune: the trials are one run
+        fixed_of[name], spaces[name], experiments[name] = fixed, space, exp
+        for t, values in enumerate(configurations):
+            drawn = [f"method.{k}={override_text(v)}" for k, v in sorted(values.items())]
+            drawn_of.setdefault(name, []).append(sorted([*drawn, *(f"{k}={override_text(v)}" for k, v in fixed.items())]))
             for seed in seeds:
                 points.append(({"method": name, "trial": str(t), "seed": str(seed)},
                                dedupe([*grid.cli, f"method={name}", f"seed={seed}", *drawn])))
     runs = compose_points(points)
     request = Request(methods, trials, seeds, cfg.suite.name, list(cfg.suite.validation), Path(cfg.results_dir),
-                      grid.cli, drawn_of)
+                      grid.cli, drawn_of, include_default, fixed_of, spaces, experiments)
     return request, runs, grid
+
+
+def _boolean(key: str, text: str) -> bool:
+    if text.lower() not in ("true", "false"):
+        raise TuneError(f"{key}: must be true or false, got {text!r}")
+    return text.lower() == "true"
 
 
 def _compose(overrides: list[str]):
@@ -207,13 +247,14 @@ def report(request: Request, trials: dict[str, list[Trial]], write: bool) -> tup
     for name, rows in trials.items():
         finished = all(t.complete for t in rows)
         chosen = selection.select(rows) if finished else None
-        print(f"\n{name}: {len(rows)} trials x seeds {request.seeds}, validation mean accuracy (%)")
+        print(f"\n{selection.label(name, request.fixed[name])}: {len(rows)} trials x seeds {request.seeds}, "
+              "validation mean accuracy (%)")
         for t in rows:
             per_seed = " ".join(f"{100 * t.validation[s]:6.2f}" if s in t.validation else
                                 ("  div." if s in t.diverged else "     -") for s in request.seeds)
             score = "" if math.isnan(t.score) else f"{100 * t.score:6.2f}"
             mark = "*" if chosen is not None and t.index == chosen.index else " "
-            print(f" {mark} trial {t.index:>2}  {per_seed}  mean {score:>6}  {' '.join(t.overrides) or '(default)'}")
+            print(f" {mark} trial {t.index:>2}  {per_seed}  mean {score:>6}  {' '.join(t.overrides) or '(nothing tuned)'}")
         if chosen is None:
             if finished:
                 print(f"  every trial of {name} diverged: nothing to select")
@@ -221,10 +262,19 @@ def report(request: Request, trials: dict[str, list[Trial]], write: bool) -> tup
             else:
                 waiting.append(name)
             continue
+        space = request.spaces[name]
+        record = selection.selection_record(
+            name, request.suite, rows, chosen, request.seeds, describe(space), request.validation, request.shared,
+            fixed=request.fixed[name], include_default=request.include_default, exp=request.experiments[name],
+            edges=edges(space, {o.partition("=")[0].removeprefix("method."): yaml.safe_load(o.partition("=")[2])
+                                for o in chosen.overrides}),
+            reasons=reasons(space))
+        if record["separated"] is False:
+            print(f"  not separated: the margin to trial {record['runner_up']} ({100 * record['margin']:.2f} points) "
+                  f"is inside the winner's seed-to-seed spread ({100 * record['spread']:.2f})")
+        for edge in record["edges"]:
+            print(f"  EDGE: {edge}: widen the range and tune again")
         if write:
-            record = selection.selection_record(name, request.suite, rows, chosen, request.seeds,
-                                                describe(METHODS.get(name).search), request.validation,
-                                                request.shared)
             print(f"  selected trial {chosen.index}: {selection.write(folder, record)}")
     return waiting, failed
 

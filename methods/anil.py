@@ -68,7 +68,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from methods.base import GradConfig, GradMethod, register_method
-from methods.search import Choice, LogUniform
+from methods.search import META_GRADIENT, Resets
 
 
 @dataclass
@@ -81,7 +81,7 @@ class ANILConfig(GradConfig):
 
 
 # The distribution of each tuned key (benchmark.tune); trial 0 is the default above.
-SEARCH = {"meta_lr": LogUniform(0.03, 3.0), "reset_every": Choice(25, 50, 100, 200)}
+SEARCH = {"meta_lr": META_GRADIENT, "reset_every": Resets()}
 
 
 @register_method("anil", display="ANIL", config=ANILConfig, search=SEARCH)

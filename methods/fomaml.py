@@ -49,7 +49,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from methods.base import GradConfig, GradMethod, register_method
-from methods.search import Choice, LogUniform
+from methods.search import META_GRADIENT, Resets
 
 
 @dataclass
@@ -61,7 +61,7 @@ class FOMAMLConfig(GradConfig):
 
 
 # The distribution of each tuned key (benchmark.tune); trial 0 is the default above.
-SEARCH = {"meta_lr": LogUniform(0.01, 1.0), "reset_every": Choice(25, 50, 100, 200)}
+SEARCH = {"meta_lr": META_GRADIENT, "reset_every": Resets()}
 
 
 @register_method("fomaml", display="FOMAML", config=FOMAMLConfig, search=SEARCH)

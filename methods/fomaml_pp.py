@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from methods import ops
 from methods.base import MetaConfig, Method, register_method
-from methods.search import Choice, LogUniform
+from methods.search import META_GRADIENT, Resets
 
 
 @dataclass
@@ -47,7 +47,7 @@ class FOMAMLppConfig(MetaConfig):
 
 
 # The distribution of each tuned key (benchmark.tune); trial 0 is the default above.
-SEARCH = {"meta_lr": LogUniform(0.005, 0.5), "reset_every": Choice(25, 50, 100, 200)}
+SEARCH = {"meta_lr": META_GRADIENT, "reset_every": Resets()}
 
 
 @register_method("fomaml_pp", display="FOMAML++", config=FOMAMLppConfig, search=SEARCH)

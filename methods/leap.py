@@ -73,7 +73,7 @@ import torch
 from omegaconf import II
 
 from methods.base import GradMethod, MetaOptConfig, register_method
-from methods.search import Choice, LogUniform
+from methods.search import INTERPOLATION, Resets
 
 
 def leap_increment(theta_prev: torch.Tensor, theta_next: torch.Tensor, grad_prev: torch.Tensor | None = None,
@@ -125,7 +125,7 @@ class Point(NamedTuple):
 
 
 # The distribution of each tuned key (benchmark.tune); trial 0 is the default above.
-SEARCH = {"meta_lr": LogUniform(0.01, 1.0), "reset_every": Choice(25, 50, 100, 200)}
+SEARCH = {"meta_lr": INTERPOLATION, "reset_every": Resets()}
 
 
 @register_method("leap", display="Leap", config=LeapConfig, search=SEARCH)

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 from methods import ops
 from methods.base import MetaConfig, Method, register_method
-from methods.search import Choice, LogUniform
+from methods.search import INTERPOLATION, Resets
 
 
 @dataclass
@@ -49,7 +49,7 @@ class CTSConfig(MetaConfig):
 
 
 # The distribution of each tuned key (benchmark.tune); trial 0 is the default above.
-SEARCH = {"meta_lr": LogUniform(0.01, 1.0), "reset_every": Choice(25, 50, 100, 200)}
+SEARCH = {"meta_lr": INTERPOLATION, "reset_every": Resets()}
 
 
 @register_method("ours", display="CTS (ours)", config=CTSConfig, search=SEARCH)

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from omegaconf import II
 
 from methods.base import MetaConfig, register_method
-from methods.search import Choice, LogUniform
+from methods.search import INTERPOLATION, Resets
 from methods.ours import CTS
 
 
@@ -49,7 +49,7 @@ class ReptileConfig(MetaConfig):
 
 
 # The distribution of each tuned key (benchmark.tune); trial 0 is the default above.
-SEARCH = {"meta_lr": LogUniform(0.03, 1.0), "reset_every": Choice(25, 50, 100, 200)}
+SEARCH = {"meta_lr": INTERPOLATION, "reset_every": Resets()}
 
 
 @register_method("reptile", display="Reptile", config=ReptileConfig, search=SEARCH)
