@@ -21,13 +21,15 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from benchmark.config import compose_config, validate
-from benchmark.grid import GridError, compose_points, compose_runs, expand, load_grid
+from benchmark.grid import GridError, check_selected, compose_points, compose_runs, expand, load_grid
 from benchmark.run import execute
+from benchmark import selection
 from benchmark.selection import SelectionError, Trial, read_dir, select, selection_record, write
 from benchmark.tune import main, plan, trials_of
 from helpers import ROOT
 from methods import METHODS
-from methods.search import Choice, LogUniform, describe, draw
+from methods.search import (INTERPOLATION, META_GRADIENT, Choice, LogUniform, Resets, describe, draws, edges,
+                            resolve)
 
 TINY = ["suite=toy", "runner.threads=1", "train.steps=10", "metatest.steps=3"]
 OURS = METHODS.get("ours")
@@ -37,7 +39,7 @@ def tune(results, *extra) -> tuple[int, str]:
     """Run the tiny 3-trial tune of ours into ``results``: (exit code, stdout)."""
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = main(["method=ours", "trials=3", *TINY, f"results_dir={results}", *extra])
+        code = main(["method=ours", "trials=3", "seeds=[100]", *TINY, f"results_dir={results}", *extra])
     return code, out.getvalue()
 
 
@@ -62,10 +64,10 @@ def defaults(entry) -> dict:
     return {f.name: f.default for f in dataclasses.fields(entry.config) if f.name in entry.search}
 
 
-def trial_of(config: dict) -> int:
-    """Which of the 3 trials a run's config is, from the draws themselves (trial 0: the defaults)."""
-    configs = {t: defaults(OURS) | draw(OURS.search, "toy", "ours", t) for t in range(3)}
-    (t,) = [t for t, c in configs.items() if all(config["method"][k] == v for k, v in c.items())]
+def trial_of(config: dict, results) -> int:
+    """Which of the 3 trials a run's config is, from the tune's own table of trials."""
+    table = selection_of(results)["table"]
+    (t,) = [row["trial"] for row in table if all(config["method"][k] == v for k, v in values(row["overrides"]).items())]
     return t
 
 
@@ -84,19 +86,29 @@ def copy_of(tuned, tmp_path):
 
 
 # ---------------------------------------------------------------- draws
-def test_draws_are_deterministic_and_trial_zero_is_the_default():
-    space = OURS.search
-    assert draw(space, "toy", "ours", 0) == {}
-    assert draw(space, "toy", "ours", 3) == draw(dict(reversed(space.items())), "toy", "ours", 3)
-    trials = [draw(space, "glyphs", "ours", t) for t in range(1, 9)]
-    assert trials == [draw(space, "glyphs", "ours", t) for t in range(1, 9)]
-    assert all(set(d) == set(space) for d in trials)
-    assert len({tuple(sorted(d.items())) for d in trials}) == len(trials)  # trials differ
-    # Seeded by (suite, method, trial): another suite or method draws otherwise.
-    assert trials[0] != draw(space, "toy", "ours", 1)
-    assert trials[0] != draw(space, "glyphs", "reptile", 1)
-    with pytest.raises(ValueError, match="trial"):
-        draw(space, "toy", "ours", -1)
+SPACE = {"meta_lr": LogUniform(1e-3, 3.0), "reset_every": Choice(10, 25, 50, 100, 200)}
+
+
+def test_draws_are_distinct_deterministic_and_prefixes_of_each_other():
+    eight = draws(SPACE, "key", 8)
+    assert eight == draws(dict(reversed(SPACE.items())), "key", 8)  # key order does not matter
+    assert len({tuple(sorted(d.items())) for d in eight}) == 8 and all(set(d) == set(SPACE) for d in eight)
+    assert draws(SPACE, "key", 12)[:8] == eight  # more trials keep the first ones
+    assert draws(SPACE, "other key", 8) != eight
+    assert draws(SPACE, "key", 3, taken=[eight[0]])[0] != eight[0]  # a taken configuration is skipped
+    assert draws({}, "key", 3) == [{}, {}, {}]
+
+
+def test_a_space_too_small_for_the_trials_is_refused_by_name_and_a_small_one_is_covered():
+    four = {"reset_every": Choice(25, 50, 100, 200)}
+    with pytest.raises(ValueError, match=r"choice \{25, 50, 100, 200\}.* 4 configurations, fewer than the 8"):
+        draws(four, "key", 8)
+    assert sorted(d["reset_every"] for d in draws(four, "key", 4)) == [25, 50, 100, 200]
+    # With a continuous axis, 8 trials over a single choice axis of 4 values are 8 distinct draws.
+    got = draws({**four, "meta_lr": LogUniform(0.01, 1.0)}, "key", 8)
+    assert len({tuple(sorted(d.items())) for d in got}) == 8
+    assert sorted({d["reset_every"] for d in got}) == [25, 50, 100, 200]  # Sobol: each value twice
+    assert sorted(d["reset_every"] for d in got) == [25, 25, 50, 50, 100, 100, 200, 200]
 
 
 def test_draws_do_not_depend_on_the_process():
@@ -105,10 +117,12 @@ def test_draws_do_not_depend_on_the_process():
     code = ("import importlib.util, json; spec = importlib.util.spec_from_file_location('s', 'methods/search.py'); "
             "s = importlib.util.module_from_spec(spec); "
             "import sys; sys.modules['s'] = s; spec.loader.exec_module(s); "
-            "space = {'meta_lr': s.LogUniform(0.01, 1.0), 'reset_every': s.Choice(25, 50, 100, 200), "
+            "space = {'meta_lr': s.LogUniform(0.001, 3.0), 'reset_every': s.Choice(10, 25, 50, 100, 200), "
             "'reg_lambda': s.LogUniform(0.1, 10.0)}; "
-            "print(json.dumps([s.draw(space, 'glyphs', 'imaml', t) for t in range(1, 4)]))")
-    here = [draw(METHODS.get("imaml").search, "glyphs", "imaml", t) for t in range(1, 4)]
+            "print(json.dumps(s.draws(space, 'glyphs imaml', 8)))")
+    space = {"meta_lr": LogUniform(0.001, 3.0), "reset_every": Choice(10, 25, 50, 100, 200),
+             "reg_lambda": LogUniform(0.1, 10.0)}
+    here = draws(space, "glyphs imaml", 8)
     for hash_seed in ("1", "2"):
         proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
                               env={**os.environ, "PYTHONHASHSEED": hash_seed}, check=False)
@@ -116,19 +130,54 @@ def test_draws_do_not_depend_on_the_process():
         assert json.loads(proc.stdout) == here
 
 
-@pytest.mark.parametrize("low,high", [(0.01, 1.0), (0.005, 0.5), (0.1, 10.0)])
+@pytest.mark.parametrize("low,high", [(0.001, 3.0), (0.003, 10.0), (0.1, 10.0)])
 def test_log_uniform_draws_lie_in_range_log_uniformly_at_two_digits(low, high):
-    got = np.array([draw({"x": LogUniform(low, high)}, "toy", "m", t)["x"] for t in range(1, 401)])
+    got = np.array([d["x"] for d in draws({"x": LogUniform(low, high)}, "key", 64)])
     assert all(float(f"{v:.2g}") == v for v in got)  # readable run configs
     assert got.min() >= low * (1 - 0.05) and got.max() <= high * (1 + 0.05)  # 2 digits round by < 5%
-    logs = (np.log(got) - math.log(low)) / (math.log(high) - math.log(low))
-    assert logs.min() < 0.05 and logs.max() > 0.95  # the whole range is searched
-    assert 0.4 < np.mean(got < math.sqrt(low * high)) < 0.6  # uniform in log: half below the geometric mean
+    pos = np.sort((np.log(got) - math.log(low)) / (math.log(high) - math.log(low)))
+    # Sobol: every eighth of the log-range holds 8 of the 64 draws, give or take rounding.
+    counts = np.histogram(pos, bins=8, range=(-0.02, 1.02))[0]
+    assert counts.min() >= 6 and counts.max() <= 10, counts
+
+
+def test_the_reset_ladder_is_capped_at_half_the_horizon():
+    assert Resets().at(400) == Choice(10, 25, 50, 100, 200)
+    assert Resets().at(2000) == Choice(10, 25, 50, 100, 200, 500, 1000)
+    assert Resets().at(20) == Choice(10) and Resets().at(30) == Choice(10)
+    assert Resets().at(10) == Choice(5) and Resets().at(1) == Choice(1)
+    for steps in (1, 7, 20, 30, 400, 2000, 5000):
+        assert max(Resets().at(steps).values) <= max(1, steps // 2)
+    assert resolve(OURS.search, 400)["reset_every"] == Choice(10, 25, 50, 100, 200)
+    assert resolve(OURS.search, 400)["meta_lr"] is OURS.search["meta_lr"]
+
+
+def test_the_edge_flag_marks_the_outer_tenth_of_a_log_range_and_the_end_choices():
+    space = {"meta_lr": LogUniform(1e-3, 1.0), "reset_every": Choice(10, 25, 50, 100, 200)}
+    # log10 range -3..0: the outer 10% are below 10**-2.7 = 0.002 and above 10**-0.3 = 0.5
+    assert edges(space, {"meta_lr": 0.03, "reset_every": 50}) == []
+    assert edges(space, {"meta_lr": 0.0019, "reset_every": 50}) == [
+        "method.meta_lr=0.0019 in the bottom 10% of log-uniform [0.001, 1]"]
+    assert edges(space, {"meta_lr": 0.6, "reset_every": 200}) == [
+        "method.meta_lr=0.6 in the top 10% of log-uniform [0.001, 1]",
+        "method.reset_every=200 the largest of choice {10, 25, 50, 100, 200}"]
+    assert edges(space, {"meta_lr": 0.03, "reset_every": 10}) == [
+        "method.reset_every=10 the smallest of choice {10, 25, 50, 100, 200}"]
+    assert edges({"k": Choice(10, 20)}, {"k": 20}) == []  # two values: no interior to prefer
+
+
+def test_no_committed_selection_sits_on_an_edge_of_todays_ranges_unflagged():
+    """Today's shared ranges hold every selection of the 400- and 2,000-step tunes of 2026-12-01
+    inside their inner 80%: the ranges were widened around them (tuning issue)."""
+    for value in (1.0, 0.1, 0.46, 0.18):  # Reptile, CTS, Leap (400), Leap (2,000)
+        assert INTERPOLATION.edge(value) is None, value
+    for value in (0.3, 0.46, 2.8, 0.44):  # FOMAML, FOMAML++, ANIL, iMAML
+        assert META_GRADIENT.edge(value) is None, value
 
 
 def test_choice_draws_every_value_and_nothing_else():
-    got = [draw({"k": Choice(25, 50, 100, 200)}, "toy", "m", t)["k"] for t in range(1, 201)]
-    assert set(got) == {25, 50, 100, 200}
+    got = [d["k"] for d in draws({"k": Choice(25, 50, 100, 200), "x": LogUniform(0.01, 1)}, "key", 64)]
+    assert sorted(set(got)) == [25, 50, 100, 200]
     assert Choice(1, 2) == Choice(1, 2) and Choice(1, 2) != Choice(2, 1)
 
 
@@ -136,12 +185,13 @@ def test_bad_search_spaces_are_refused():
     for bad in [lambda: LogUniform(1.0, 0.5), lambda: LogUniform(0.0, 1.0), lambda: Choice()]:
         with pytest.raises(ValueError):
             bad()
-    assert describe(OURS.search) == {"method.meta_lr": "log-uniform [0.01, 1]",
-                                     "method.reset_every": "choice {25, 50, 100, 200}"}
+    assert describe(OURS.search) == {"method.meta_lr": "log-uniform [0.001, 3]",
+                                     "method.reset_every": "choice {10, 25, 50, 100, 200, 500, 1000} up to "
+                                                           "train.steps / 2"}
 
 
 def test_every_method_tunes_keys_of_its_config_and_its_draws_validate():
-    """The draws of trials 1..7 on glyphs are valid run configs of each method: one compose per
+    """8 draws at 400 steps on glyphs are valid run configs of each method: one compose per
     method, then each draw set on it (interpolations such as Reptile's aggregate_every =
     reset_every still resolve) and validated as a run config is."""
     with initialize_config_module("benchmark.conf", version_base="1.3"):
@@ -149,15 +199,14 @@ def test_every_method_tunes_keys_of_its_config_and_its_draws_validate():
             entry = METHODS.get(name)
             fields = {f.name for f in dataclasses.fields(entry.config)}
             assert set(entry.search) <= fields - {"name"}, name
-            assert all(isinstance(d, (LogUniform, Choice)) for d in entry.search.values()), name
+            assert all(isinstance(d, (LogUniform, Choice, Resets)) for d in entry.search.values()), name
             base = compose("config", overrides=[f"method={name}", "suite=glyphs"])
-            for t in range(1, 8):
-                drawn = draw(entry.search, "glyphs", name, t)
+            for drawn in draws(resolve(entry.search, 400), name, 8):
                 cfg = copy.deepcopy(base)
                 for key, value in drawn.items():
                     OmegaConf.update(cfg, f"method.{key}", value)
                 method = validate(cfg).method
-                assert {k: getattr(method, k) for k in drawn} == drawn, (name, t)
+                assert {k: getattr(method, k) for k in drawn} == drawn, name
 
 
 def test_the_registry_refuses_a_search_key_its_config_lacks():
@@ -169,31 +218,64 @@ def test_the_registry_refuses_a_search_key_its_config_lacks():
 
 
 # ---------------------------------------------------------------- plan and refusals
-def test_plan_gives_every_method_the_same_trials_and_trial_zero_its_defaults(tmp_path):
-    shared = ["suite=toy", f"results_dir={tmp_path}"]
-    request, runs, _ = plan({"method": "ours,imaml,scratch", "trials": "2", "seeds": "[100,101]"}, shared)
-    assert len(runs) == 3 * 2 * 2
+def test_plan_gives_every_method_the_same_number_of_distinct_draws_on_two_tuning_seeds(tmp_path):
+    shared = ["suite=toy", f"results_dir={tmp_path}", "train.steps=400"]
+    request, runs, _ = plan({"method": "ours,imaml,scratch", "trials": "3"}, shared)
+    assert request.seeds == [100, 101] and not request.include_default
+    assert len(runs) == 3 * 3 * 2
     assert [r.axes for r in runs[:4]] == [{"method": "ours", "trial": t, "seed": s}
                                           for t in "01" for s in ("100", "101")]
     trials = trials_of(request, runs)
-    assert {m: len(ts) for m, ts in trials.items()} == {"ours": 2, "imaml": 2, "scratch": 2}
+    assert {m: len(ts) for m, ts in trials.items()} == {"ours": 3, "imaml": 3, "scratch": 3}
     assert all(set(t.run_ids) == {100, 101} for ts in trials.values() for t in ts)
-    plain = compose_points([({}, [*shared, f"method={m}", f"seed={s}"]) for m in trials for s in (100, 101)])
-    for name, ts in trials.items():
-        entry = METHODS.get(name)
-        assert values(ts[0].overrides) == defaults(entry)
-        assert values(ts[1].overrides) == draw(entry.search, "toy", name, 1)
-        # Trial 0 is the very run a plain `method=<name> seed=<s>` names.
-        assert list(ts[0].run_ids.values()) == [r.dir.id for r in plain if r.dir.config["method"]["name"] == name]
+    for name in ("ours", "imaml"):
+        entry, ts = METHODS.get(name), trials[name]
+        space = resolve(entry.search, 400)
+        assert [values(t.overrides) for t in ts] == draws(space, request_key(request, name), 3)
+        assert len({tuple(t.overrides) for t in ts}) == 3
+        assert all(values(t.overrides) != defaults(entry) for t in ts)  # no trial is the default
     assert trials["scratch"][0].run_ids == trials["scratch"][1].run_ids  # nothing to tune: one run per seed
-    assert trials["ours"][0].run_ids != trials["ours"][1].run_ids
+
+
+def request_key(request, name):
+    return selection.experiment_key(request.suite, name, request.experiments[name])
+
+
+def test_include_default_makes_trial_zero_the_default_and_the_file_says_so(tmp_path):
+    shared = ["suite=toy", f"results_dir={tmp_path}", "train.steps=400"]
+    request, runs, _ = plan({"method": "ours", "trials": "3", "include_default": "true"}, shared)
+    ts = trials_of(request, runs)["ours"]
+    assert values(ts[0].overrides) == defaults(OURS)
+    assert values(ts[0].overrides) not in [values(t.overrides) for t in ts[1:]]
+    plain = compose_points([({}, [*shared, "method=ours", f"seed={s}"]) for s in (100, 101)])
+    assert list(ts[0].run_ids.values()) == [r.dir.id for r in plain]  # the very run a plain run names
+    rows = [trial(0, 0.6, 0.6), trial(1, 0.5, 0.5)]
+    record = selection_record("ours", "toy", rows, rows[0], [100, 101], {}, ["toy_v"], [], include_default=True)
+    assert record["include_default"] is True
+
+
+def test_draws_change_with_the_horizon_and_not_with_targets_paths_or_runner(tmp_path):
+    def drawn(*extra):
+        request, _, _ = plan({"method": "ours,reptile", "trials": "4"}, ["suite=toy", *extra])
+        return request.drawn
+
+    base = drawn("train.steps=400", f"results_dir={tmp_path}")
+    assert drawn("train.steps=400", f"results_dir={tmp_path / 'elsewhere'}", "runner.threads=2",
+                 "checkpoint.every=7", "metatest.at_steps=[100]", "suite.targets=[toy_f]") == base
+    other = drawn("train.steps=410", f"results_dir={tmp_path}")
+    for name in ("ours", "reptile"):
+        assert not set(map(tuple, other[name])) & set(map(tuple, base[name])), name
+    assert drawn("train.steps=400", "model.width=8", f"results_dir={tmp_path}") != base
+    assert drawn("train.steps=400", "suite.validation=[toy_f]", "suite.targets=[toy_e]",
+                 f"results_dir={tmp_path}") != base
 
 
 @pytest.mark.parametrize("args,named", [
     (["method=ours", "seeds=[3,100]"], "[3]"),
     (["method=ours", "seeds=[100]", "report_seeds=101"], "[100]"),
     (["method=ours", "seed=5"], "seed"),
-    (["method=ours", "method.meta_lr=0.1"], "method.meta_lr"),
+    (["method=ours", "method.meta_lr=0.1", "method.reset_every=5"], "nothing is left to tune"),
+    (["method=ours", "include_default=maybe"], "include_default"),
     (["method=reptile,imaml", "method.reg_lambda=1.0"], "method.reg_lambda"),
     (["method=nomethod"], "nomethod"),
     (["method=ours", "suite.validation=[]"], "suite.validation"),
@@ -299,10 +381,11 @@ def test_a_tiny_tune_selects_the_trial_of_best_validation_mean(tuned):
     results, out = tuned
     record = selection_of(results)
     folders = run_folders(results)
-    assert len(folders) == 3 and sorted(trial_of(f["config"]) for f in folders.values()) == [0, 1, 2]
-    best_id = max(folders, key=lambda i: (folders[i]["summary"]["validation_mean"], -trial_of(folders[i]["config"])))
+    assert len(folders) == 3 and sorted(trial_of(f["config"], results) for f in folders.values()) == [0, 1, 2]
+    best_id = max(folders, key=lambda i: (folders[i]["summary"]["validation_mean"],
+                                          -trial_of(folders[i]["config"], results)))
     best = folders[best_id]
-    assert record["trial"] == trial_of(best["config"])
+    assert record["trial"] == trial_of(best["config"], results)
     assert values(record["overrides"]) == {k: best["config"]["method"][k] for k in OURS.search}
     assert record["score"] == pytest.approx(best["summary"]["validation_mean"])
     assert record["table"][record["trial"]]["run_ids"] == {100: best_id}
@@ -356,12 +439,12 @@ def test_selection_never_reads_target_accuracy(tuned, tmp_path):
 def test_status_starts_nothing_and_writes_nothing(tuned, tmp_path, capsys):
     selected = tuned[0] / "selected" / "toy" / "ours.yaml"
     mtime = selected.stat().st_mtime_ns
-    assert main(["method=ours", "trials=3", *TINY, f"results_dir={tuned[0]}", "--status"]) == 0
+    assert main(["method=ours", "trials=3", "seeds=[100]", *TINY, f"results_dir={tuned[0]}", "--status"]) == 0
     out = capsys.readouterr().out
     assert "3 runs: 3 done" in out
     assert len([line for line in out.splitlines() if line.lstrip(" *").startswith("trial ")]) == 3
     assert selected.stat().st_mtime_ns == mtime
-    assert main(["method=ours", "trials=3", *TINY, f"results_dir={tmp_path / 'fresh'}", "--status"]) == 0
+    assert main(["method=ours", "trials=3", "seeds=[100]", *TINY, f"results_dir={tmp_path / 'fresh'}", "--status"]) == 0
     assert "3 runs: 3 missing" in capsys.readouterr().out and not (tmp_path / "fresh").exists()
 
 
@@ -399,10 +482,10 @@ def test_a_sweep_with_hparams_runs_each_method_at_its_selection(tuned, tmp_path)
     assert set(selected) <= set(point[1])
     (run,) = compose_runs([point])
     assert {k: run.dir.config["method"][k] for k in OURS.search} == values(selected)
-    # The command line wins over the selection.
-    (point,) = expand(load_grid("-", ["method=ours", "suite=toy", f"hparams={folder}", "method.meta_lr=0.5"]))
-    assert "method.meta_lr=0.5" in point[1] and not any(o.startswith("method.meta_lr=") and o != "method.meta_lr=0.5"
-                                                        for o in point[1])
+    # A point that sets a tuned key needs a selection tuned with that key held.
+    with pytest.raises(GridError, match=r"no selection for 'ours@meta_lr=0.5'; selected: ours \(run benchmark.tune "
+                                        r"method=ours method.meta_lr=0.5 first\)"):
+        expand(load_grid("-", ["method=ours", "suite=toy", f"hparams={folder}", "method.meta_lr=0.5"]))
 
     with pytest.raises(GridError, match="reptile"):
         expand(load_grid("-", ["method=ours,reptile", "suite=toy", f"hparams={folder}"]))
@@ -413,6 +496,78 @@ def test_a_sweep_with_hparams_runs_each_method_at_its_selection(tuned, tmp_path)
         expand(load_grid("-", ["method=ours", f"hparams={folder}"]))
     with pytest.raises(GridError, match="seed: 100 is a tuning seed"):
         expand(load_grid("-", ["method=ours", "suite=toy", "seed=0,100", f"hparams={folder}"]))
+
+
+def sweep_runs(*cli):
+    grid = load_grid("-", list(cli))
+    runs = compose_runs(expand(grid))
+    check_selected(grid, runs)
+    return runs
+
+
+def test_a_selection_tuned_at_another_horizon_is_refused_naming_both_values(tuned, tmp_path):
+    folder = tuned[0] / "selected" / "toy"
+    cli = ["method=ours", "suite=toy", f"hparams={folder}", f"results_dir={tmp_path}", "seed=0", "metatest.steps=3"]
+    assert len(sweep_runs(*cli, "train.steps=10", "metatest.at_steps=[5]", "runner.threads=2")) == 1
+    with pytest.raises(GridError, match=r"ours.yaml was tuned in another experiment: train.steps=10 there, 20 here.*"
+                                        "hparams_any_horizon=true"):
+        sweep_runs(*cli, "train.steps=20")
+    with pytest.raises(GridError, match=r"model.width=16 there, 8 here"):
+        sweep_runs(*cli, "train.steps=10", "model.width=8")
+    (run,) = sweep_runs(*cli, "train.steps=20", "hparams_any_horizon=true")
+    assert run.dir.config["train"]["steps"] == 20
+    # A file written before selections recorded their experiment: its horizon, from its shared overrides.
+    old = tmp_path / "old"
+    old.mkdir()
+    record = {k: v for k, v in selection_of(tuned[0]).items() if k != "experiment"}
+    (old / "ours.yaml").write_text(yaml.safe_dump({**record, "shared_overrides": ["train.steps=10"]}))
+    cli[2] = f"hparams={old}"
+    assert len(sweep_runs(*cli, "train.steps=10")) == 1
+    with pytest.raises(GridError, match="train.steps=10 there, 400 here"):
+        sweep_runs(*cli, "train.steps=400")
+
+
+def test_a_tune_with_a_key_held_tunes_the_rest_into_its_own_file_and_the_sweep_takes_it(tuned, tmp_path):
+    """A K study: method.reset_every=3 held, beta tuned; ours.yaml untouched; a grid with a K axis
+    takes each K's own file and refuses a K without one."""
+    results = copy_of(tuned, tmp_path)
+    main_file = results / "selected" / "toy" / "ours.yaml"
+    before = main_file.read_text()
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["method=ours", "trials=2", "seeds=[100]", *TINY, "method.reset_every=3",
+                     f"results_dir={results}"])
+    assert code == 0, out.getvalue()
+    assert main_file.read_text() == before
+    study = yaml.safe_load((results / "selected" / "toy" / "ours@reset_every=3.yaml").read_text())
+    assert study["fixed"] == {"method.reset_every": 3}
+    assert study["search_space"] == {"method.meta_lr": "log-uniform [0.001, 3]"}
+    assert all(values(r["overrides"])["reset_every"] == 3 for r in study["table"])
+    assert len({values(r["overrides"])["meta_lr"] for r in study["table"]}) == 2
+    assert study["experiment"]["method.reset_every"] == 3
+    folder = results / "selected" / "toy"
+    runs = sweep_runs("method=ours", "suite=toy", "method.reset_every=3", "seed=0", f"hparams={folder}",
+                      *TINY[1:], f"results_dir={tmp_path}")
+    assert [o for o in runs[0].overrides if o.startswith("method.")] == study["overrides"]
+    with pytest.raises(GridError, match=r"no selection for 'ours@reset_every=4'"):
+        sweep_runs("method=ours", "suite=toy", "method.reset_every=3,4", "seed=0", f"hparams={folder}", *TINY[1:])
+    # Two files selecting the same thing: named, never one silently replacing the other.
+    (folder / "zz.yaml").write_text(main_file.read_text())
+    with pytest.raises(SelectionError, match="ours.yaml and zz.yaml both select 'ours'"):
+        read_dir(folder, METHODS.names())
+
+
+def test_the_selection_file_gives_the_spread_the_margin_and_separation():
+    rows = [trial(0, 0.60, 0.64), trial(1, 0.61, 0.62), trial(2, 0.40, 0.42)]
+    record = selection_record("ours", "toy", rows, select(rows), [100, 101], {}, ["toy_v"], [])
+    assert record["trial"] == 0 and record["runner_up"] == 1
+    assert record["spread"] == pytest.approx(0.04) and record["margin"] == pytest.approx(0.005)
+    assert record["separated"] is False
+    rows = [trial(0, 0.70, 0.71), trial(1, 0.61, 0.62)]
+    record = selection_record("ours", "toy", rows, select(rows), [100, 101], {}, ["toy_v"], [])
+    assert record["separated"] is True and record["margin"] == pytest.approx(0.09)
+    one = [trial(0, 0.7), trial(1, 0.6)]
+    assert selection_record("ours", "toy", one, one[0], [100], {}, [], [])["separated"] is None
 
 
 def test_the_committed_selections_are_the_defaults():
