@@ -25,6 +25,7 @@ import yaml
 
 from analysis.collect import collect, method_order
 from analysis.tables import MISSING, Table
+from benchmark.selection import label
 from methods.base import display_name
 
 PROTOCOL = "protocol.json"
@@ -48,13 +49,19 @@ def read_tune(tune: Path) -> tuple[dict, pd.DataFrame]:
     for path in files:
         record = yaml.safe_load(path.read_text())
         suite, method = record["suite"], record["method"]
-        protocol.setdefault(suite, {})[method] = {
-            k: record[k] for k in ("trials", "distinct_configurations", "tuning_seeds", "search_space", "criterion",
-                                   "validation_tasks", "overrides", "trial", "score")}
+        name = label(method, record.get("fixed") or {})  # the method, or a study: ours@reset_every=1000
+        protocol.setdefault(suite, {})[name] = {
+            "method": method, "fixed": record.get("fixed") or {},
+            **{k: record[k] for k in ("trials", "distinct_configurations", "tuning_seeds", "search_space", "criterion",
+                                      "validation_tasks", "overrides", "trial", "score")},
+            # (files written before 2026-12-05 lack these: one tuning seed, trial 0 the default, no edge check)
+            **{k: record.get(k, default) for k, default in (("include_default", True), ("spread", None),
+                                                            ("margin", None), ("separated", None),
+                                                            ("runner_up", None), ("edges", None))}}
         for trial in record["table"]:
             ids = list(trial["run_ids"].values())
             scores = [target.get(i) for i in ids]
-            row = {"suite": suite, "method": method, "trial": trial["trial"],
+            row = {"suite": suite, "method": name, "trial": trial["trial"],
                    "overrides": " ".join(trial["overrides"]),
                    "validation": trial["score"],
                    "target": (sum(scores) / len(scores)) if all(s is not None for s in scores) else None,
@@ -92,24 +99,36 @@ def paragraph(protocol: dict, suite: str, report_seeds: list[int]) -> list[str]:
     counts = sorted({m["trials"] for m in methods.values()})
     budgets = ", ".join(f"{name}: {m['trials']}" for name, m in methods.items())
     equal = f"every method got the same {counts[0]} trials" if len(counts) == 1 else f"UNEQUAL budgets ({budgets})"
+    defaults = sorted(name for name, m in methods.items() if m["include_default"] and m["search_space"])
+    drawn = ("each a distinct draw from the method's search space (the first points of a scrambled Sobol sequence "
+             "seeded by the suite, the method and the experiment, never by the targets)" if not defaults else
+             f"trial 0 the default of the time for {', '.join(defaults)}, the others draws from the search space")
     lines = ["### Protocol", "",
-             f"Hyperparameters were chosen by `benchmark.tune`, a random search in which {equal} "
-             f"(trial 0: the default of the time; then draws from each method's search space, declared beside "
-             f"its config in `methods/<name>.py`), each run on tuning seeds {tuning}. "
+             f"Hyperparameters were chosen by `benchmark.tune`, a search in which {equal}, {drawn}, declared "
+             f"beside each method's config in `methods/<name>.py`; each trial ran on tuning seeds {tuning}. "
              f"Selection criterion: {first['criterion']}; the validation tasks are "
              f"{', '.join(f'`{t}`' for t in first['validation_tasks'])}. "
              f"The tables report seeds {report_seeds}, {disjoint}, each method at the configuration in the table "
              "below. Keys shared by all methods (inner optimizer, batch size, steps) were not tuned: every "
              "method had the same inner compute. Methods with nothing to tune ran their one configuration "
-             "(the trials count, distinct configurations in brackets).", "",
-             "| Method | Trials (distinct) | Search space | Selected | Validation (%) |",
-             "|---|--:|---|---|--:|"]
+             "(the trials count, distinct configurations in brackets). Spread: the selected trial's max - min "
+             "validation accuracy over the tuning seeds; margin: its lead over the runner-up (not separated when "
+             "the margin is inside the spread). Edge: a selected value in the outer 10% of its log-range, or the "
+             "smallest or largest K.", "",
+             "| Method | Trials (distinct) | Search space | Selected | Validation (%) | Spread / margin (points) | "
+             "Edge |",
+             "|---|--:|---|---|--:|--:|---|"]
     for name in method_order(list(methods)):
         m = methods[name]
         space = "; ".join(f"`{k}` {v}" for k, v in m["search_space"].items()) or "nothing to tune"
         chosen = " ".join(f"`{o}`" for o in m["overrides"]) or "(default)"
-        lines.append(f"| {display_name(name)} | {m['trials']} ({m['distinct_configurations']}) | {space} | "
-                     f"{chosen} | {100 * m['score']:.2f} |")
+        shown = display_name(m.get("method", name)) + (f" ({name.partition('@')[2]} held)" if "@" in name else "")
+        spread = ("" if m["spread"] is None else f"{100 * m['spread']:.2f}") + (
+            "" if m["margin"] is None else f" / {100 * m['margin']:.2f}"
+            + (" (not separated)" if m["separated"] is False else ""))
+        edge = "; ".join(m["edges"]) if m["edges"] else ("not checked" if m["edges"] is None else "none")
+        lines.append(f"| {shown} | {m['trials']} ({m['distinct_configurations']}) | {space} | {chosen} | "
+                     f"{100 * m['score']:.2f} | {spread or '-'} | {edge} |")
     return [*lines, ""]
 
 
