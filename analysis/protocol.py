@@ -32,6 +32,10 @@ PROTOCOL = "protocol.json"
 TRIALS = "trials.csv"
 
 
+OLD_DEFAULTS = {"include_default": True, "spread": None, "margin": None, "separated": None, "runner_up": None,
+                "edges": None}
+
+
 class ProtocolError(ValueError):
     """A tune folder without selection files, or one whose files disagree with its runs."""
 
@@ -55,9 +59,7 @@ def read_tune(tune: Path) -> tuple[dict, pd.DataFrame]:
             **{k: record[k] for k in ("trials", "distinct_configurations", "tuning_seeds", "search_space", "criterion",
                                       "validation_tasks", "overrides", "trial", "score")},
             # (files written before 2026-12-05 lack these: one tuning seed, trial 0 the default, no edge check)
-            **{k: record.get(k, default) for k, default in (("include_default", True), ("spread", None),
-                                                            ("margin", None), ("separated", None),
-                                                            ("runner_up", None), ("edges", None))}}
+            **{k: record.get(k, default) for k, default in OLD_DEFAULTS.items()}}
         for trial in record["table"]:
             ids = list(trial["run_ids"].values())
             scores = [target.get(i) for i in ids]
@@ -99,6 +101,8 @@ def paragraph(protocol: dict, suite: str, report_seeds: list[int]) -> list[str]:
     counts = sorted({m["trials"] for m in methods.values()})
     budgets = ", ".join(f"{name}: {m['trials']}" for name, m in methods.items())
     equal = f"every method got the same {counts[0]} trials" if len(counts) == 1 else f"UNEQUAL budgets ({budgets})"
+    # (a protocol.json written before 2026-12-05 lacks the new keys: one tuning seed, trial 0 the default)
+    methods = {name: {**OLD_DEFAULTS, **m} for name, m in methods.items()}
     defaults = sorted(name for name, m in methods.items() if m["include_default"] and m["search_space"])
     drawn = ("each a distinct draw from the method's search space (the first points of a scrambled Sobol sequence "
              "seeded by the suite, the method and the experiment, never by the targets)" if not defaults else

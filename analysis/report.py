@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import horizon, plots, protocol, tables
+from analysis import horizon, plots, protocol, tables, verdicts
 from benchmark import logs
 from analysis.collect import Collection, collect, row_labels
 
@@ -105,6 +105,13 @@ def suite_section(suite: str, frames: dict[str, pd.DataFrame], swept: list[str],
     # their own, so that neither figure needs a dozen lines.
     chosen = (horizon.selected_rows(runs, {m: v.get("overrides", []) for m, v in tuned[0][suite].items()})
               if head else set(row_labels(runs)))
+    found = verdicts.verdicts(runs, imp, verdicts.pairs(runs, chosen))
+    found.to_csv(out / f"verdicts{suffix}.csv", index=False)
+    verdict = verdicts.table(found, suite)
+    (out / f"verdicts{suffix}.tex").write_text(tables.to_latex(verdict))
+    verdict_lines = [verdict.caption, "", tables.to_markdown(verdict, corner="X vs Y"), "",
+                     f"Data: [verdicts{suffix}.csv](verdicts{suffix}.csv).", ""]
+    (out / f"verdicts{suffix}.md").write_text("\n".join([f"# Verdicts on `{suite}`", "", *verdict_lines]))
     selected_style = {r: replace(s, linestyle="-", variant="") if head else s
                       for r, s in style.items() if r in chosen}
     varied = set(runs.loc[~row_labels(runs).isin(chosen), "method"])
@@ -136,6 +143,7 @@ def suite_section(suite: str, frames: dict[str, pd.DataFrame], swept: list[str],
              tables.to_markdown(aggregate), "", f"Data: [aggregate{suffix}.csv](aggregate{suffix}.csv).", "",
              improvement.caption, "", tables.to_markdown(improvement, corner="P(row > column)"), "",
              f"Data: [improvement{suffix}.csv](improvement{suffix}.csv).", "",
+             "### Verdicts", "", *verdict_lines,
              "### Inner steps to 95% of the best", "", steps.caption, "",
              tables.to_markdown(steps), "",
              *horizon_section(suite, runs, curves, of_suite(frames, "limited", suite), tuned, out, suffix),

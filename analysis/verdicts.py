@@ -1,0 +1,103 @@
+"""Verdicts: which of two rows is ahead, decided by a rule, never by prose.
+
+For each pair (X, Y) the claims need (CTS against every other method at its selection,
+FOMAML++ against Reptile, and every pair of K values of a method run at several), over the
+seeds both rows have:
+
+- the paired difference of the per-seed mean over targets, X - Y, in points, with its 95%
+  t-interval over seeds, and the two-sided paired t-test's p (``stats.paired_p``);
+- P(X > Y), the probability that a run of X beats a run of Y on a target, with its stratified
+  bootstrap interval (``stats.probability_of_improvement``, as ``improvement.csv``);
+- the decision: "X ahead" when p < 0.05, the difference is positive and P(X > Y)'s interval
+  lies above 0.5; "Y ahead" in the mirror case; otherwise "not separated".
+
+A README ranks two methods only where this table does.
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from analysis.collect import row_labels
+from analysis.stats import ALPHA, paired_p, t_interval
+from analysis.tables import MEAN, MISSING, Table, seed_scores
+
+COLUMNS = ["x", "y", "n", "difference", "difference_hw", "p", "p_improvement", "p_improvement_lo",
+           "p_improvement_hi", "decision"]
+LEAD, FOLLOW = "ours", ("fomaml_pp", "reptile")  # CTS against everyone; FOMAML++ against Reptile
+
+
+def pairs(runs: pd.DataFrame, chosen: set[str]) -> list[tuple[str, str]]:
+    """The pairs the claims need, as row labels: CTS (its rows in ``chosen``, the selections)
+    against every other chosen row; FOMAML++ against Reptile; every two rows of one method
+    that differ in K (``method.reset_every``), smaller K first."""
+    labels = runs.assign(row=row_labels(runs))
+    method_of = dict(zip(labels["row"], labels["method"]))
+    rows = [r for r in pd.unique(labels["row"]) if r in chosen]
+    out: list[tuple[str, str]] = []
+    for x in [r for r in rows if method_of[r] == LEAD]:
+        out += [(x, y) for y in rows if y != x and method_of[y] != LEAD]
+    for x in [r for r in rows if method_of[r] == FOLLOW[0]]:
+        out += [(x, y) for y in rows if method_of[y] == FOLLOW[1]]
+    if "method.reset_every" in labels.columns:
+        for _, group in labels.groupby("method", sort=False):
+            ks = group.drop_duplicates("row").sort_values("method.reset_every", key=pd.to_numeric)
+            if ks["method.reset_every"].nunique() < 2:
+                continue
+            ordered = list(ks["row"])
+            out += [(a, b) for i, a in enumerate(ordered) for b in ordered[i + 1:]
+                    if (a, b) not in out and (b, a) not in out]
+    return out
+
+
+def verdicts(runs: pd.DataFrame, improvement: pd.DataFrame, wanted: list[tuple[str, str]]) -> pd.DataFrame:
+    """One line per pair: the paired difference, p, P(X > Y) with its interval, the decision."""
+    scores = seed_scores(runs)[MEAN]
+    out = []
+    for x, y in wanted:
+        a, b = scores.loc[x].dropna(), scores.loc[y].dropna()
+        common = a.index.intersection(b.index)
+        diff = t_interval((a[common] - b[common]).tolist())
+        p = paired_p(a, b)
+        row = improvement[(improvement["method_x"] == x) & (improvement["method_y"] == y)]
+        pi, lo, hi = (row[["p", "p_lo", "p_hi"]].iloc[0].tolist() if not row.empty else [math.nan] * 3)
+        out.append({"x": x, "y": y, "n": len(common), "difference": diff.mean, "difference_hw": diff.half_width,
+                    "p": p, "p_improvement": pi, "p_improvement_lo": lo, "p_improvement_hi": hi,
+                    "decision": decide(x, y, diff.mean, p, lo, hi)})
+    return pd.DataFrame(out, columns=COLUMNS)
+
+
+def decide(x: str, y: str, difference: float, p: float, lo: float, hi: float) -> str:
+    """"X ahead", "Y ahead" or "not separated" (NaNs: not separated)."""
+    if not p < ALPHA:
+        return "not separated"
+    if difference > 0 and lo > 0.5:
+        return f"{x} ahead"
+    if difference < 0 and hi < 0.5:
+        return f"{y} ahead"
+    return "not separated"
+
+
+def table(frame: pd.DataFrame, suite: str) -> Table:
+    def num(v: float, fmt: str) -> str:
+        return MISSING if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
+
+    cells = pd.DataFrame({
+        "Seeds": frame["n"].astype(str).tolist(),
+        "X - Y (points)": [f"{num(d, '+.1f')} ± {num(h, '.1f')}" for d, h in zip(frame["difference"],
+                                                                                 frame["difference_hw"])],
+        "p": [num(p, ".3f") for p in frame["p"]],
+        "P(X > Y)": [f"{num(m, '.2f')} [{num(lo, '.2f')}, {num(hi, '.2f')}]" for m, lo, hi in
+                     zip(frame["p_improvement"], frame["p_improvement_lo"], frame["p_improvement_hi"])],
+        "Verdict": frame["decision"].tolist(),
+    }, index=[f"{x} vs {y}" for x, y in zip(frame["x"], frame["y"])])
+    false = pd.DataFrame(False, index=cells.index, columns=cells.columns)
+    bold = false.copy()
+    bold["Verdict"] = (frame["decision"] != "not separated").to_numpy()
+    caption = (f"Verdicts on the {suite} targets, pair by pair (X vs Y): the paired difference of the per-seed "
+               f"mean accuracy over targets, X - Y, ± the half-width of its 95% t-interval over the seeds both "
+               f"have; the two-sided paired t-test's p; P(X > Y), the chance that a run of X beats a run of Y on "
+               f"a target, with its stratified-bootstrap 95% interval. 'Ahead' needs p < {ALPHA:g} and a "
+               f"P(X > Y) interval that excludes 0.5; anything else is 'not separated' and ranks nothing.")
+    return Table(cells, bold, false, caption, f"tab:verdicts_{suite}")

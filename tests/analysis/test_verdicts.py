@@ -1,0 +1,69 @@
+"""Verdicts by rule: hand-computed paired differences, p-values and decisions.
+
+t(0.975, 2) = 4.303; a paired t statistic of 10 / (1 / sqrt 3) = 17.32 on 2 degrees of
+freedom has p = 0.0033."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from analysis.stats import probability_of_improvement
+from analysis.tables import scores
+from analysis.verdicts import decide, pairs, table, verdicts
+
+DISPLAY = {"ours": "CTS (ours)", "reptile": "Reptile", "fomaml_pp": "FOMAML++", "multitask": "Multi-task"}
+
+
+def runs(per_method: dict[str, list[tuple[float, float]]], k: dict[str, int] | None = None) -> pd.DataFrame:
+    """One line per (method, seed, target); ``per_method``: per seed, accuracies on targets e and f."""
+    lines = []
+    for key, seeds in per_method.items():
+        method, _, variant = key.partition("@")
+        for seed, (e, f) in enumerate(seeds):
+            for target, acc in (("e", e), ("f", f)):
+                lines.append({"method": method, "display": DISPLAY[method], "variant": variant or None,
+                              "seed": seed, "target": target, "accuracy": acc,
+                              "method.reset_every": (k or {}).get(key, 100)})
+    return pd.DataFrame(lines)
+
+
+def test_the_paired_difference_p_and_decision_match_hand_computation():
+    frame = runs({"ours": [(0.70, 0.70), (0.72, 0.72), (0.74, 0.74)],
+                  "reptile": [(0.60, 0.60), (0.61, 0.61), (0.65, 0.65)],
+                  "multitask": [(0.71, 0.69), (0.70, 0.73), (0.75, 0.74)]})
+    imp = probability_of_improvement(scores(frame), reps=500)
+    chosen = {"CTS (ours)", "Reptile", "Multi-task"}
+    assert pairs(frame, chosen) == [("CTS (ours)", "Reptile"), ("CTS (ours)", "Multi-task")]
+    got = verdicts(frame, imp, pairs(frame, chosen)).set_index("y")
+    rep = got.loc["Reptile"]
+    # per-seed differences 10, 11, 9 points: mean 10, sd 1, half-width 4.303 / sqrt(3) = 2.484
+    assert rep["n"] == 3 and rep["difference"] == pytest.approx(10.0)
+    assert rep["difference_hw"] == pytest.approx(4.303 / math.sqrt(3), abs=1e-3)
+    assert rep["p"] == pytest.approx(0.0033, abs=2e-4)
+    assert rep["p_improvement"] == 1.0 and rep["decision"] == "CTS (ours) ahead"
+    # Against multi-task: seed means 70 vs 70, 72 vs 71.5, 74 vs 74.5: differences 0, 0.5, -0.5.
+    mt = got.loc["Multi-task"]
+    assert mt["difference"] == pytest.approx(0.0, abs=1e-9) and mt["decision"] == "not separated"
+    md = table(verdicts(frame, imp, pairs(frame, chosen)), "toy")
+    assert md.cells.loc["CTS (ours) vs Reptile", "Verdict"] == "CTS (ours) ahead"
+    assert md.cells.loc["CTS (ours) vs Reptile", "X - Y (points)"] == "+10.0 ± 2.5"
+
+
+def test_ahead_needs_both_the_paired_test_and_an_improvement_interval_off_one_half():
+    assert decide("X", "Y", 2.0, 0.01, 0.6, 0.9) == "X ahead"
+    assert decide("X", "Y", -2.0, 0.01, 0.1, 0.4) == "Y ahead"
+    assert decide("X", "Y", 2.0, 0.06, 0.6, 0.9) == "not separated"  # the test fails
+    assert decide("X", "Y", 2.0, 0.01, 0.45, 0.9) == "not separated"  # P(X > Y) may be 0.5
+    assert decide("X", "Y", -2.0, 0.01, 0.6, 0.9) == "not separated"  # the two disagree
+    assert decide("X", "Y", math.nan, math.nan, math.nan, math.nan) == "not separated"
+
+
+def test_pairs_cover_cts_fomaml_pp_against_reptile_and_each_k_pair():
+    frame = runs({"ours@K=10": [(0.5, 0.5)] * 2, "ours@K=100": [(0.6, 0.6)] * 2,
+                  "reptile": [(0.4, 0.4)] * 2, "fomaml_pp": [(0.45, 0.45)] * 2},
+                 k={"ours@K=10": 10, "ours@K=100": 100})
+    chosen = {"CTS (ours), K=100", "Reptile", "FOMAML++"}
+    assert pairs(frame, chosen) == [("CTS (ours), K=100", "Reptile"), ("CTS (ours), K=100", "FOMAML++"),
+                                    ("FOMAML++", "Reptile"), ("CTS (ours), K=10", "CTS (ours), K=100")]
