@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / "tests" / "fixtures" / "runs"
 FILES = ["runs.csv", "curves.csv", "training.csv", "skipped.json", "accuracy.tex", "steps_to_95.tex", "summary.md",
          "aggregate.csv", "aggregate.tex", "improvement.csv", "improvement.tex",
+         "verdicts.csv", "verdicts.md", "verdicts.tex",
          "steps_to_reach.csv", "steps_to_reach.tex", "horizon.tex", "accuracy_vs_K.tex",
          *[f"{stem}.{ext}" for stem in ("training_loss", "metaconvergence", "metaconvergence_toy_e",
                                          "metaconvergence_toy_f", "accuracy_vs_K") for ext in ("png", "pdf")]]
