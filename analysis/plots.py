@@ -23,7 +23,7 @@ import seaborn as sns  # noqa: E402
 
 from analysis.collect import label_keys, method_order, per_run_curves, row_labels, variant_label  # noqa: E402
 from analysis.stats import mean_ci_frame  # noqa: E402
-from methods.base import display_name  # noqa: E402
+from methods.base import METHODS, display_name  # noqa: E402
 
 SIZE = (3.3, 2.5)  # inches: one column
 DPI = 200
@@ -51,19 +51,41 @@ class Style:
     variant: str  # "" or e.g. "K=5": the line style's legend entry
 
 
+# One colour per registered method, the same in every figure: the Okabe-Ito palette (safe for
+# the common colour-vision deficiencies), then two darker tones for the last methods. No two
+# methods that the long-horizon figures draw together are of one colour family.
+COLOURS = {"ours": "#0072B2", "reptile": "#E69F00", "fomaml": "#56B4E9", "fomaml_pp": "#009E73",
+           "multitask": "#CC79A7", "finetune": "#000000", "scratch": "#999999", "leap": "#D55E00",
+           "imaml": "#8C564B", "anil": "#B8A000"}
+OTHER_COLOURS = ["#332288", "#117733", "#882255", "#44AA99", "#AA4499"]  # unregistered methods, in order
+
+
 def styles(runs: pd.DataFrame) -> dict[str, Style]:
-    """Row label -> style. Colour and marker follow the method (registry position); line style
-    follows the variant text, so "K=5" looks the same for every method that has it."""
-    # Colour-blind palette with its light pink last: it is too close to the purple in 5th place.
-    palette = [sns.color_palette("colorblind", 10)[i] for i in (0, 1, 2, 3, 4, 5, 7, 8, 9, 6)]
+    """Row label -> style. Colour and marker follow the method (its name in COLOURS, its registry
+    position for the marker), so a method looks the same in every figure of every report; line
+    style follows the variant text, so "K=5" looks the same for every method that has it."""
     variants = [v for v in pd.unique(runs["variant"].fillna("").astype(str)) if v]
     dash = {"": "-", **{v: LINESTYLES[i % len(LINESTYLES)] for i, v in enumerate(variants)}}
+    registered = METHODS.names()
+    others = [m for m in method_order(list(runs["method"].unique())) if m not in COLOURS]
     out = {}
-    for i, method in enumerate(method_order(list(runs["method"].unique()))):
+    for method in method_order(list(runs["method"].unique())):
         sub = runs[runs["method"] == method]
+        i = registered.index(method) if method in registered else len(registered) + others.index(method)
+        color = matplotlib.colors.to_rgb(COLOURS.get(method) or OTHER_COLOURS[others.index(method) % 5])
         for label, display, variant in zip(row_labels(sub), sub["display"], sub["variant"].fillna("").astype(str)):
-            out[label] = Style(palette[i % len(palette)], MARKERS[i % len(MARKERS)], dash[variant], display, variant)
+            out[label] = Style(color, MARKERS[i % len(MARKERS)], dash[variant], display, variant)
     return out
+
+
+def seeds_note(frame: pd.DataFrame, bands: str = "bands: 95% t-interval over seeds") -> str:
+    """A figure's statement of its seeds and bands, e.g. "seeds 0-5 (6); bands: 95% t-interval over seeds"."""
+    seeds = sorted(int(s) for s in pd.unique(frame["seed"].dropna())) if "seed" in frame else []
+    if not seeds:
+        return bands
+    span = (f"{seeds[0]}-{seeds[-1]}" if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1))
+            else ",".join(map(str, seeds)))
+    return f"seed{'s' if len(seeds) > 1 else ''} {span} ({len(seeds)}); {bands}"
 
 
 def method_style(style: dict[str, Style], method: str) -> Style | None:
@@ -152,6 +174,7 @@ def training_loss(training: pd.DataFrame, style: dict[str, Style], out: Path, st
         ax.set_xlim(left=0)
         ax.set_xlabel("Cumulative inner steps")
         ax.set_ylabel("Meta-training loss")
+        ax.set_title(seeds_note(per_run), fontsize=6.5)
         _style_legend(fig, drawn, style)
         return _save(fig, out, stem)
 
@@ -189,8 +212,8 @@ def metaconvergence(curves: pd.DataFrame, targets: list[str], style: dict[str, S
         _clip_to_percent(ax)
         ax.set_xlabel("Cumulative inner steps of meta-training")
         ax.set_ylabel("Accuracy (%)" if target else "Mean target accuracy (%)")
-        if target:  # as a title: "Accuracy on glyphs_canadian (%)" ran off the figure's height
-            ax.set_title(target)
+        # the target as a title: "Accuracy on glyphs_canadian (%)" ran off the figure's height
+        ax.set_title("\n".join(filter(None, [target, seeds_note(per_run)])), fontsize=6.5)
         _style_legend(fig, drawn, style, reference)
         return _save(fig, out, stem)
 
@@ -236,6 +259,7 @@ def accuracy_vs_k(runs: pd.DataFrame, swept: list[str], style: dict[str, Style],
         _clip_to_percent(ax)
         ax.set_xlabel("K (method.reset_every)")
         ax.set_ylabel("Mean target accuracy (%)")
+        ax.set_title(seeds_note(df, "bars: 95% t-interval over seeds"), fontsize=6.5)
         _legend(fig, *ax.get_legend_handles_labels())
         return _save(fig, out, stem)
 
@@ -277,6 +301,7 @@ def sensitivity(trials: pd.DataFrame, style: dict[str, Style], out: Path, stem: 
                 ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_xlabel(key)
         axes[0].set_ylabel("Validation accuracy (%)")
+        fig.suptitle("every tuning trial: mean validation accuracy over its tuning seeds", fontsize=6.5)
         drawn["selected"] = Line2D([], [], marker="o", markerfacecolor="none", markeredgecolor="black", ls="")
         fig.legend(list(drawn.values()), list(drawn), loc="outside lower center", ncol=min(len(drawn), 5),
                    frameon=False, handletextpad=0.3, columnspacing=0.8)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import horizon, plots, protocol, tables, verdicts
+from analysis import horizon, horizon_plots, plots, protocol, tables, verdicts
 from benchmark import logs
 from analysis.collect import Collection, collect, row_labels
 
@@ -118,6 +118,9 @@ def suite_section(suite: str, frames: dict[str, pd.DataFrame], swept: list[str],
     variant_style = {r: s for r, s in style.items()
                      if r in set(row_labels(runs[runs["method"].isin(varied)]))}
     no_curves = "no method meta-tested at two or more phi steps (metatest.at_steps)"
+    lead, ref = (next((r for r in pd.unique(row_labels(runs[runs["method"] == m])) if r in chosen), None)
+                 for m in ("ours", "reptile"))
+    others = [r for r in pd.unique(row_labels(runs)) if r in chosen and r != lead]
     # (title, files or None, why a figure may be missing)
     figures = [
         ("Meta-training loss" + (", each method at its selection" if head else ""),
@@ -131,6 +134,15 @@ def suite_section(suite: str, frames: dict[str, pd.DataFrame], swept: list[str],
         *([("Meta-convergence, every configuration of the methods run at more than one",
             plots.metaconvergence(curves, targets, variant_style, out, f"metaconvergence_variants{suffix}"),
             no_curves)] if varied else []),
+        ("Speed-up against threshold, CTS and Reptile at their selections",
+         horizon_plots.speedup_vs_threshold(curves, targets, lead, ref, style, out, f"speedup_vs_threshold{suffix}")
+         if lead and ref else None, "no CTS and Reptile runs"),
+        ("Limited data: accuracy against training images per target class, each method at its selection",
+         horizon_plots.limited_data(of_suite(frames, "limited", suite), runs, selected_style, out,
+                                    f"limited_data{suffix}"), "no run set metatest.train_sizes"),
+        ("Per-seed paired differences, CTS minus each method, final phi",
+         horizon_plots.paired_differences(runs, lead, others, style, out, f"paired_differences{suffix}")
+         if lead else None, "no CTS run"),
         ("Accuracy vs K", plots.accuracy_vs_k(runs, swept, style, out, f"accuracy_vs_K{suffix}"),
          "no method was run at two or more values of method.reset_every"),
         ("Sensitivity: validation accuracy of every tuning trial vs each tuned key",

@@ -70,6 +70,44 @@ def test_one_colour_per_method(style):
     assert len({s.color for s in style.values()}) == 5  # ours, reptile, fomaml, scratch, newmethod
 
 
+def test_a_method_keeps_its_colour_whichever_methods_a_report_holds(collection):
+    """Colours followed a method's position among the methods present: Reptile, multi-task and
+    scratch could all come out orange-brown in one figure, and a method changed colour between reports."""
+    import pandas as pd
+
+    runs = collection.runs
+    alone = plots.styles(runs[runs["method"].isin(["reptile", "scratch"])])
+    full = plots.styles(runs)
+    assert alone["Reptile"].color == full["Reptile"].color and alone["Scratch"].color == full["Scratch"].color
+    assert len(set(plots.COLOURS.values())) == len(plots.COLOURS)
+    frame = pd.DataFrame({"method": list(plots.COLOURS), "display": list(plots.COLOURS), "variant": None})
+    assert len({s.color for s in plots.styles(frame).values()}) == len(plots.COLOURS)
+
+
+def test_every_figure_states_its_seeds_and_bands():
+    import pandas as pd
+
+    assert plots.seeds_note(pd.DataFrame({"seed": [0, 1, 2, 3, 4, 5, 0]})) == (
+        "seeds 0-5 (6); bands: 95% t-interval over seeds")
+    assert plots.seeds_note(pd.DataFrame({"seed": [0, 2]}), "bars: x") == "seeds 0,2 (2); bars: x"
+    assert plots.seeds_note(pd.DataFrame({"seed": [3]})) == "seed 3 (1); bands: 95% t-interval over seeds"
+
+
+def test_the_long_horizon_figures_render(collection, style, tmp_path):
+    from analysis import horizon_plots
+    from analysis.tables import targets_of
+
+    runs, curves = collection.runs, collection.curves
+    targets = targets_of(runs)
+    lead, ref = "CTS (ours), K=10", "Reptile"
+    paths = horizon_plots.speedup_vs_threshold(curves, targets, lead, ref, style, tmp_path, "speedup")
+    assert paths is not None and all(p.exists() for p in paths)
+    assert horizon_plots.speedup_vs_threshold(curves, targets, lead, "nobody", style, tmp_path, "x") is None
+    paths = horizon_plots.paired_differences(runs, lead, ["Reptile", "FOMAML", "Scratch"], style, tmp_path, "pd")
+    assert paths is not None and paths[1].read_bytes().startswith(b"%PDF")
+    assert horizon_plots.limited_data(collection.limited, runs, style, tmp_path, "ld") is None  # no limited rows
+
+
 def test_sensitivity_colours_a_method_whose_rows_are_all_variants(style, tmp_path):
     """The fixture's CTS rows are "CTS (ours), K=5" and "K=10": none is named "CTS (ours)", and
     the sensitivity figure drew CTS in the fallback grey before it looked the method up."""

@@ -19,7 +19,8 @@ FILES = ["runs.csv", "curves.csv", "training.csv", "skipped.json", "accuracy.tex
          "verdicts.csv", "verdicts.md", "verdicts.tex",
          "steps_to_reach.csv", "steps_to_reach.tex", "horizon.tex", "accuracy_vs_K.tex",
          *[f"{stem}.{ext}" for stem in ("training_loss", "metaconvergence", "metaconvergence_toy_e",
-                                         "metaconvergence_toy_f", "accuracy_vs_K") for ext in ("png", "pdf")]]
+                                         "metaconvergence_toy_f", "accuracy_vs_K", "paired_differences",
+                                         "speedup_vs_threshold") for ext in ("png", "pdf")]]
 
 
 @pytest.fixture(scope="module")
