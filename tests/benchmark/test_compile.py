@@ -109,3 +109,25 @@ def test_no_compiler_fails_before_any_compute_naming_the_key(tmp_path, monkeypat
     (line,) = out.stderr.strip().splitlines()
     assert line.startswith("error: runner.compile: ") and line.endswith("set runner.compile=false")
     assert not (tmp_path / "cli").exists()
+
+
+def test_the_meta_test_trains_through_the_compiled_body_when_the_run_is_compiled(tmp_path, monkeypatch):
+    """Meta-tests are about 40% of a long run: with runner.compile=true they take the compiled body
+    forward too (benchmark.compiled.body_forward(True)); eager runs keep the eager one."""
+    import benchmark.metatest as metatest
+    from benchmark.compiled import _body_forward
+
+    asked = []
+
+    def spy(compile: bool):
+        asked.append(compile)
+        return _body_forward  # eager here: the wiring is what this test checks
+
+    monkeypatch.setattr(metatest, "body_forward", spy)
+    monkeypatch.setattr("benchmark.train.body_forward", lambda compile: _body_forward)  # no compiling here
+    monkeypatch.setattr("benchmark.run.check_compile", lambda device: None)
+    run(tmp_path, "c", "runner.compile=true", "train.steps=4", "metatest.steps=2")
+    assert asked and set(asked) == {True}
+    asked.clear()
+    run(tmp_path, "e", "train.steps=4", "metatest.steps=2")
+    assert asked and set(asked) == {False}
