@@ -121,3 +121,31 @@ def test_sensitivity_colours_a_method_whose_rows_are_all_variants(style, tmp_pat
     paths = plots.sensitivity(trials, style, tmp_path, "sensitivity")
     image = matplotlib.image.imread(paths[0])[..., :3]
     assert (np.abs(image - np.asarray(cts.color)).max(axis=-1) < 0.02).sum() > 20  # CTS's colour is drawn
+
+
+def test_accuracy_vs_k_draws_a_k_study_at_per_k_betas_as_one_line(tmp_path):
+    """Each K at its own tuned meta_lr is one line per method, with a tick at each K run only."""
+    import pandas as pd
+
+    rows = [{"method": "ours", "display": "CTS (ours)", "variant": f"K={k}", "seed": s, "target": t,
+             "accuracy": 0.5 + 0.01 * s, "config_hash": f"{k}-{s}", plots.K: k, "method.meta_lr": beta}
+            for k, beta in ((10, 0.3), (100, 0.05), (1000, 0.01)) for s in (0, 1, 2) for t in ("e", "f")]
+    runs = pd.DataFrame(rows)
+    style = plots.styles(runs)
+    seen = {}
+
+    def capture(fig, *a, **k):
+        ax = fig.axes[0]
+        seen["lines"] = [c for c in ax.containers]
+        seen["ticks"] = [t.get_text() for t in ax.get_xticklabels()]
+        return [tmp_path / "x.png", tmp_path / "x.pdf"]
+
+    import analysis.plots as module
+    original = module._save
+    module._save = capture
+    try:
+        assert plots.accuracy_vs_k(runs, ["method.meta_lr", plots.K], style, tmp_path, "k") is not None
+    finally:
+        module._save = original
+    assert len(seen["lines"]) == 1  # one errorbar line, not three single points
+    assert seen["ticks"] == ["10", "100", "1000"]
