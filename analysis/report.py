@@ -239,6 +239,18 @@ def replace_dir(new: Path, out: Path) -> None:
         new.rename(out)
 
 
+def unwritable(out: Path) -> str | None:
+    """Why a report cannot be written to ``out`` (a file there or above it, a read-only folder), or None."""
+    here = out
+    while not here.exists():
+        here = here.parent
+    if not here.is_dir():
+        return f"{out}: {here} is a file, not a folder"
+    if not os.access(here, os.W_OK | os.X_OK):
+        return f"{out}: cannot write in {here} (read-only, or not writable by this user)"
+    return None
+
+
 def duplicates(collection: Collection) -> int:
     """Runs that share method, variant and seed (say, re-run with other at_steps): averaged."""
     keys = ["suite", "method", "variant", "seed", "target"]
@@ -277,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     is_report = (results / MARKER).exists() and (results / "runs.csv").exists()
     out = (args.out or (results if is_report else results / "report")).resolve()
+    if problem := unwritable(out):
+        print(f"error: --out: {problem}", file=sys.stderr)
+        return 2
     if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
         print(f"error: {out} exists and is not a report folder; refusing to replace it", file=sys.stderr)
         return 2

@@ -120,6 +120,10 @@ class RunBusy(RuntimeError):
     """Another live process holds the run's lock: it is running this very folder."""
 
 
+class BadPath(ValueError):
+    """A path a run writes to is taken by a file (or cannot hold folders); the message names it."""
+
+
 class CorruptCheckpoint(RuntimeError):
     """A resumable checkpoint that does not match its pointer (truncated, altered, missing)."""
 
@@ -139,6 +143,16 @@ class RunDir:
         self.path = Path(config["results_dir"]) / config["suite"]["name"] / config["method"]["name"] / self.id
         self.checkpoints = self.path / "checkpoints"
         self.lock_path = Path(config["results_dir"]) / ".locks" / f"{self.id}.lock"
+
+    def path_problem(self) -> str | None:
+        """Why this run's folder or lock cannot be written (a file where a folder must be), or None."""
+        results = Path(self.config["results_dir"])
+        folders = [self.lock_path.parent, results / self.config["suite"]["name"], self.path.parent, self.path,
+                   self.checkpoints]
+        for folder in folders:
+            if folder.exists() and not folder.is_dir():
+                return f"{folder} is a file, where the run needs a folder (results_dir={results})"
+        return None
 
     @property
     def done(self) -> bool:

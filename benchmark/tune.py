@@ -43,7 +43,7 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
 from benchmark import logs, selection
-from benchmark.config import compose_config
+from benchmark.config import SEED_MAX, compose_config
 from benchmark.grid import (Grid, GridError, compose_points, config_dir_override, dedupe, hydra_message, load_grid,
                             override_text, unique_runs)
 from benchmark.launchers import LaunchError, Run
@@ -109,6 +109,8 @@ def _ints(key: str, text: str) -> list[int]:
         raise TuneError(f"{key}: must be integers, e.g. {key}=[100,101], got {text!r}") from None
     if len(set(value)) != len(value):
         raise TuneError(f"{key}: a seed is named twice: {value}")
+    if not all(0 <= v <= SEED_MAX for v in value):
+        raise TuneError(f"{key}: seeds must lie in [0, 2**63 - 1], got {value}")
     return value
 
 
