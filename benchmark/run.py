@@ -26,7 +26,7 @@ from benchmark.scalars import Scalars
 from benchmark.storage import BadPath, RunBusy, RunDir, git_commit
 from benchmark.train import Diverged, meta_train
 from methods.base import METHODS
-from tasks.decode import to_channels
+from tasks.decode import DamagedImage, to_channels
 from tasks.registry import TASKS, Splits
 from tasks.user import with_channels
 
@@ -227,7 +227,7 @@ def main(cfg: DictConfig) -> None:
     except RunBusy as e:
         code = EXIT_BUSY
         print(f"error: {e}", file=sys.stderr)
-    except (TooFewImages, BadPath) as e:  # a key that does not fit the data or the disk: nothing was written
+    except (TooFewImages, BadPath, DamagedImage) as e:  # a key that does not fit the data or the disk: nothing was written
         code = EXIT_CONFIG
         print(f"error: {e}", file=sys.stderr)
     except (RunFailed, FileNotFoundError) as e:  # FileNotFoundError: a dataset is missing

@@ -14,18 +14,23 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import runpy
 import subprocess
 import sys
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from helpers import ROOT
 
 sys.path.insert(0, str(ROOT))  # rows run from their own folder: the project stays importable
+sys.path.insert(0, str(ROOT / "tests" / "tasks"))
+import dataset_fixtures as fx  # noqa: E402
+from PIL import Image  # noqa: E402
 
 RUN = "benchmark.run"
 SWEEP = "benchmark.sweep"
@@ -106,6 +111,11 @@ ROWS = [
     run("data.cache_dir={file}", fragment="data.cache_dir"),
     run("data.cache_dir=", fragment="data.cache_dir"),
     run("suite.targets=[folder:{missing}]", fragment="{missing}"),
+    # -- image folders whose images cannot be used: refused at validation, or when the cache is built
+    run("suite.targets=[toy_e,folder:{cut_jpg}]", "data.channels=3", fragment="{cut_jpg_file}"),
+    run("suite.targets=[toy_e,folder:{cut_png}]", "data.channels=3", fragment="{cut_png_file}"),
+    run("suite.targets=[toy_e,folder:{float_tif}]", "data.channels=3", fragment="{float_tif_file}"),
+    run("suite.targets=[toy_e,folder:{int_tif}]", "data.channels=3", fragment="{int_tif_file}"),
     # -- suite files that are not YAML, or not a suite
     run("--config-dir", "{suite_dir}", "suite=bracket", fragment="bracket.yaml"),
     run("--config-dir", "{suite_dir}", "suite=toplist", fragment="toplist.yaml"),
@@ -242,6 +252,18 @@ def inputs(tmp_path_factory):
     places["sel_value"] = _selection(sel / "sel_value", ours={**SELECTION, "overrides": ["method.meta_lr=[1"]})
     places["sel_list"] = _selection(sel / "sel_list", ours="- method.meta_lr=0.1\n")
 
+    images = base / "images"
+    for case in ("cut_jpg", "cut_png", "float_tif", "int_tif"):
+        root = fx.write_image_folder(images / case, classes=2, train=2, test=1)
+        kind = case.split("_")[1]
+        if case.startswith("cut"):
+            path = sorted((root / "train" / "class_1").glob(f"*.{kind}"))[0]
+            path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+        else:
+            path = root / "train" / "class_1" / "deep.tif"
+            pixels = np.arange(64, dtype=np.float32 if case == "float_tif" else np.int32).reshape(8, 8)
+            Image.fromarray(pixels, "F" if case == "float_tif" else "I").save(path)
+        places[case], places[f"{case}_file"] = str(root), str(path)
     results = base / "results"
     done = execute(make_config(*[a for a in TOY if not a.startswith("results_dir")], f"results_dir={results}"),
                    progress=False)
@@ -287,7 +309,8 @@ def written(folder: Path) -> list[str]:
 
 
 def check(code: int, stderr: str, fragment: str, expected: int) -> None:
-    lines = [line for line in stderr.splitlines() if line.strip()]
+    # Progress messages (INFO: a cache being built, where a truncated image is found) are not errors.
+    lines = [line for line in stderr.splitlines() if line.strip() and not re.match(r"\d\d:\d\d:\d\d INFO ", line)]
     assert "Traceback" not in stderr, stderr
     assert code == expected, stderr
     assert len(lines) == 1 and lines[0].startswith("error: "), f"not one line:\n{stderr}"
