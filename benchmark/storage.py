@@ -214,7 +214,7 @@ class RunDir:
         rows logged after that checkpoint are dropped: the resumed run logs them again."""
         step = self.choose_checkpoint(world_size)
         if step:
-            keep = [r for r in self.read("metrics") if r["step"] <= step]
+            keep = [r for r in self._intact_rows("metrics") if r["step"] <= step]
             atomic.write_text(self.path / "metrics.jsonl", "".join(atomic.dumps(r, sort_keys=True) + "\n" for r in keep))
             return step
         if self.path.exists():
@@ -350,6 +350,25 @@ class RunDir:
     def read(self, name: str) -> list[dict[str, Any]]:
         path = self.path / f"{name}.jsonl"
         return [json.loads(l) for l in path.read_text().splitlines()] if path.exists() else []
+
+    def _intact_rows(self, name: str) -> list[dict[str, Any]]:
+        """The rows of ``<name>.jsonl`` that parse; the others (a tail cut short by a kill or a full
+        disk) are dropped with a warning naming the file: a resume logs them again."""
+        path = self.path / f"{name}.jsonl"
+        rows, bad = [], []
+        text = path.read_text(errors="replace") if path.exists() else ""
+        for n, line in enumerate(text.splitlines(), 1):
+            try:
+                row = json.loads(line)
+                if not isinstance(row, dict) or not isinstance(row.get("step"), int):
+                    raise ValueError("not a row with a step")
+                rows.append(row)
+            except ValueError:
+                bad.append(n)
+        if bad:
+            warn(f"damaged {path}: dropped {len(bad)} line(s) that do not parse (line {bad[0]} of "
+                 f"{len(text.splitlines())}); the resume logs its rows again from the checkpoint's step")
+        return rows
 
     def save_phi(self, state: dict, step: int | str) -> Path:
         path = self.checkpoints / f"phi_{step}.pt"

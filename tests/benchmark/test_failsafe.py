@@ -1,6 +1,7 @@
 """Runs that fail safely: divergence is recorded as such, never as a finished run; bad keys
 and paths fail before any compute; result files are strict JSON and readable by others."""
 import json
+import logging
 import os
 import stat
 
@@ -144,3 +145,25 @@ def test_result_files_honour_the_umask(tmp_path):
         os.umask(old)
     for name in ("summary.json", "metrics.jsonl", "metatest.jsonl", "config.yaml", "checkpoints/phi_final.pt"):
         assert stat.S_IMODE((run.path / name).stat().st_mode) == 0o644, name
+
+
+def test_a_damaged_metrics_tail_is_dropped_back_to_the_checkpoint_on_resume(tmp_path, monkeypatch, caplog):
+    """40 bytes cut off metrics.jsonl after a stop: the resume names the file, drops the damaged
+    rows and logs them again, and ends with the rows of an uninterrupted run."""
+    args = [*TOY, "checkpoint.every=5", "train.log_every=2"]
+    whole = execute(make_config(*args, f"results_dir={tmp_path / 'whole'}"), progress=False)
+    monkeypatch.setenv("LSML_FAULT", "0:13")  # a crash after the checkpoint at step 10
+    with pytest.raises(RuntimeError, match="injected fault"):
+        execute(make_config(*args, f"results_dir={tmp_path / 'cut'}"), progress=False)
+    monkeypatch.delenv("LSML_FAULT")
+    (metrics,) = (tmp_path / "cut").rglob("metrics.jsonl")
+    metrics.write_bytes(metrics.read_bytes()[:-40])
+    logger = logging.getLogger("lsml")
+    logger.addHandler(caplog.handler)
+    try:
+        run = execute(make_config(*args, f"results_dir={tmp_path / 'cut'}"), progress=False)
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert run.done and f"damaged {metrics}: dropped 1 line(s)" in caplog.text
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rows]  # noqa: E731
+    assert strip(strict_json_lines(metrics)) == strip(strict_json_lines(whole.path / "metrics.jsonl"))
