@@ -44,6 +44,7 @@ class Trial:
     run_ids: dict[int, str]  # tuning seed -> run folder id
     validation: dict[int, float] = field(default_factory=dict)  # seed -> validation_mean, for finished runs
     diverged: list[int] = field(default_factory=list)  # seeds whose run diverged
+    unreadable: dict[int, str] = field(default_factory=dict)  # seed -> why its done run's summary cannot be read
 
     @property
     def complete(self) -> bool:

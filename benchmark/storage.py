@@ -13,6 +13,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import math
 import shutil
 import os
 import signal
@@ -122,6 +123,10 @@ class RunBusy(RuntimeError):
 
 class BadPath(ValueError):
     """A path a run writes to is taken by a file (or cannot hold folders); the message names it."""
+
+
+class UnreadableSummary(ValueError):
+    """A finished run's summary.json that does not parse or holds no finite number where one is read."""
 
 
 class CorruptCheckpoint(RuntimeError):
@@ -395,6 +400,23 @@ class RunDir:
 
     def summary(self) -> dict:
         return json.loads((self.path / "summary.json").read_text())
+
+    def validation_mean(self) -> float:
+        """A done run's ``validation_mean``; UnreadableSummary, naming the file, if summary.json is cut
+        short, not strict JSON (NaN), or holds no finite number there (null)."""
+        path = self.path / "summary.json"
+        try:
+            value = json.loads(path.read_text(), parse_constant=_no_constant)["validation_mean"]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"validation_mean is {json.dumps(value)}, not a number")
+            return float(value)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            reason = f"no {e}" if isinstance(e, KeyError) else str(e).splitlines()[0]
+            raise UnreadableSummary(f"{path} is unreadable ({reason})") from None
+
+
+def _no_constant(token: str):
+    raise ValueError(f"{token} is not JSON")
 
 
 def warn(message: str) -> None:

@@ -49,6 +49,7 @@ from benchmark.grid import (Grid, GridError, compose_points, config_dir_override
 from benchmark.launchers import LaunchError, Run
 from benchmark.run import EXIT_CONFIG, EXIT_DIVERGED
 from benchmark.selection import Trial
+from benchmark.storage import UnreadableSummary
 from benchmark import sweep
 from methods.base import METHODS
 from methods.search import describe, draw
@@ -194,7 +195,10 @@ def trials_of(request: Request, runs: list[Run]) -> dict[str, list[Trial]]:
             for run in members:
                 seed = int(run.axes["seed"])
                 if run.dir.done:
-                    trial.validation[seed] = float(run.dir.summary()["validation_mean"])
+                    try:
+                        trial.validation[seed] = run.dir.validation_mean()
+                    except UnreadableSummary as e:  # not scored; named below the trial table
+                        trial.unreadable[seed] = str(e)
                 elif run.dir.diverged:
                     trial.diverged.append(seed)
             out[name].append(trial)
@@ -212,10 +216,14 @@ def report(request: Request, trials: dict[str, list[Trial]], write: bool) -> tup
         print(f"\n{name}: {len(rows)} trials x seeds {request.seeds}, validation mean accuracy (%)")
         for t in rows:
             per_seed = " ".join(f"{100 * t.validation[s]:6.2f}" if s in t.validation else
-                                ("  div." if s in t.diverged else "     -") for s in request.seeds)
+                                ("  div." if s in t.diverged else " unrd." if s in t.unreadable else "     -")
+                                for s in request.seeds)
             score = "" if math.isnan(t.score) else f"{100 * t.score:6.2f}"
             mark = "*" if chosen is not None and t.index == chosen.index else " "
             print(f" {mark} trial {t.index:>2}  {per_seed}  mean {score:>6}  {' '.join(t.overrides) or '(default)'}")
+        for t in rows:
+            for why in t.unreadable.values():
+                print(f"  unreadable: {why}; trial {t.index} is not scored (delete the run folder to run it again)")
         if chosen is None:
             if finished:
                 print(f"  every trial of {name} diverged: nothing to select")
