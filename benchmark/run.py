@@ -18,7 +18,7 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from benchmark import distributed, episodes, logs
+from benchmark import atomic, distributed, episodes, logs
 from benchmark.compiled import check_compile
 from benchmark.config import Config, cores, validate
 from benchmark.metatest import TooFewImages, check_train_sizes, limited, meta_test
@@ -232,6 +232,11 @@ def main(cfg: DictConfig) -> None:
         print(f"error: {e}", file=sys.stderr)
     except (RunFailed, FileNotFoundError) as e:  # FileNotFoundError: a dataset is missing
         print(f"error: {e}", file=sys.stderr)
+    except OSError as e:  # a full disk: one line naming the file (atomic.DiskFull), else a traceback
+        if e.errno not in atomic.FULL:
+            raise
+        print(f"error: {e if isinstance(e, atomic.DiskFull) else atomic.DiskFull(e.filename, e.strerror)}",
+              file=sys.stderr)
     if code == 0 and run.done:
         print_table(run)
     if distributed.place_from_env() is not None:  # a rank under torchrun or srun

@@ -218,6 +218,7 @@ class RunDir:
         ran with the same world size; otherwise it is cleared, never mixed in. Metric
         rows logged after that checkpoint are dropped: the resumed run logs them again."""
         step = self.choose_checkpoint(world_size)
+        self._remove_partial_writes()
         if step:
             keep = [r for r in self._intact_rows("metrics") if r["step"] <= step]
             atomic.write_text(self.path / "metrics.jsonl", "".join(atomic.dumps(r, sort_keys=True) + "\n" for r in keep))
@@ -355,6 +356,14 @@ class RunDir:
     def read(self, name: str) -> list[dict[str, Any]]:
         path = self.path / f"{name}.jsonl"
         return [json.loads(l) for l in path.read_text().splitlines()] if path.exists() else []
+
+    def _remove_partial_writes(self) -> None:
+        """Delete the temp files of writes a killed process left (``atomic``'s ``.<name>.*.tmp``):
+        the run's lock is held, so no live writer owns them."""
+        for folder in (self.path, self.checkpoints):
+            for tmp in folder.glob(".*.tmp") if folder.is_dir() else []:
+                warn(f"removing {tmp}, a write that a stopped process left unfinished")
+                tmp.unlink(missing_ok=True)
 
     def _intact_rows(self, name: str) -> list[dict[str, Any]]:
         """The rows of ``<name>.jsonl`` that parse; the others (a tail cut short by a kill or a full
