@@ -120,14 +120,14 @@ def _grid_yaml(spec: str, path: Path) -> dict:
     if not isinstance(data, dict):
         raise GridError(f"grid {spec!r}: {path} holds a {type(data).__name__}, not a mapping of "
                         f"{', '.join(GRID_KEYS)}")
+    for key in ("axes", "per_method", "slurm", "local"):
+        if not isinstance(data.get(key) or {}, dict):
+            raise GridError(f"{key}: must be a mapping (in {path}), got {data[key]!r}")
     lists = [("overrides", data.get("overrides")),
              *((f"per_method.{m}", v) for m, v in (data.get("per_method") or {}).items())]
     for key, value in lists:
         if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
             raise GridError(f"{key}: must be a list of key=value (in {path}), got {value!r}")
-    for key in ("axes", "per_method", "slurm", "local"):
-        if not isinstance(data.get(key) or {}, dict):
-            raise GridError(f"{key}: must be a mapping (in {path}), got {data[key]!r}")
     return data
 
 

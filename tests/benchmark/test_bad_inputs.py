@@ -133,6 +133,8 @@ ROWS = [
     sweep(grid="{grid_per_method}", fragment="per_method.ours"),
     sweep(grid="{grid_axes}", fragment="axes.seed"),
     sweep(grid="{grid_unknown}", fragment="axez"),
+    sweep(grid="{grid_per_method_list}", fragment="per_method"),
+    sweep(grid="{grid_slurm}", fragment="slurm"),
     sweep(grid="no_such_grid", fragment="no_such_grid"),
     sweep("--config-dir", "{suite_dir}", "suite=bracket", fragment="bracket.yaml"),
     sweep("hparams={sel_dup}", "seed=5", fragment="zz.yaml"),
@@ -242,7 +244,8 @@ def inputs(tmp_path_factory):
     places["suite_dir"] = str(base / "suites")
     grids = {"grid_bracket": "axes: {seed: [0, 1\n", "grid_list": "- seed\n- method\n", "grid_hello": "hello\n",
              "grid_string": "overrides: train.steps=10\n", "grid_per_method": "per_method: {ours: train.steps=10}\n",
-             "grid_axes": "axes: {seed: 3}\n", "grid_unknown": "axez: {seed: [0]}\n"}
+             "grid_axes": "axes: {seed: 3}\n", "grid_unknown": "axez: {seed: [0]}\n",
+             "grid_per_method_list": "per_method: [ours]\n", "grid_slurm": "slurm: gpu\n"}
     for name, text in grids.items():
         places[name] = _write(base / "grids" / f"{name}.yaml", text)
     sel = base / "selections"
