@@ -58,6 +58,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--images", type=int, default=1000, help="JPEGs (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=5, help="repeats (default: %(default)s)")
     args = parser.parse_args(argv)
+    for name in ("images", "repeats"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
     with tempfile.TemporaryDirectory() as tmp:
         files = sorted(write_folder(Path(tmp) / "jpegs", args.images).rglob("*.jpg"))
         print(f"{len(files)} JPEGs of 320x240; median of {args.repeats} passes, microseconds per image")
