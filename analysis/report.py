@@ -269,7 +269,7 @@ def unwritable(out: Path) -> str | None:
     while not here.exists():
         here = here.parent
     if not here.is_dir():
-        return f"{out}: {here} is a file, not a folder"
+        return f"{here} is a file, not a folder" + (f" (for {out})" if here != out else "")
     if not os.access(here, os.W_OK | os.X_OK):
         return f"{out}: cannot write in {here} (read-only, or not writable by this user)"
     return None
