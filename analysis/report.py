@@ -248,6 +248,30 @@ def write_report(results: Path, collection: Collection, out: Path) -> None:
     (out / MARKER).write_text("\n".join(lines) + "\n")
 
 
+def remove_stale(out: Path, unnamed_after_s: float = 86400) -> None:
+    """Delete the half-written folders a killed report left beside ``out`` (``.<name>.tmp-<pid>-*``,
+    ``.<name>.old-<pid>``) whose process is gone; one without a pid (an older version's), once a day old."""
+    for path in out.parent.glob(f".{out.name}.*"):
+        kind, _, rest = path.name[len(out.name) + 2:].partition("-")
+        if kind not in ("tmp", "old") or not path.is_dir():
+            continue
+        pid = rest.split("-")[0]
+        stale = (not _alive(int(pid))) if pid.isdigit() else time.time() - path.stat().st_mtime > unnamed_after_s
+        if stale:
+            log.warning(f"removing {path}, left by a report that was stopped")
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
 def replace_dir(new: Path, out: Path) -> None:
     """Move ``new`` to ``out``; an old report there is renamed away first, then deleted."""
     if out.exists():
@@ -257,6 +281,18 @@ def replace_dir(new: Path, out: Path) -> None:
         shutil.rmtree(old)
     else:
         new.rename(out)
+
+
+def unwritable(out: Path) -> str | None:
+    """Why a report cannot be written to ``out`` (a file there or above it, a read-only folder), or None."""
+    here = out
+    while not here.exists():
+        here = here.parent
+    if not here.is_dir():
+        return f"{here} is a file, not a folder" + (f" (for {out})" if here != out else "")
+    if not os.access(here, os.W_OK | os.X_OK):
+        return f"{out}: cannot write in {here} (read-only, or not writable by this user)"
+    return None
 
 
 def duplicates(collection: Collection) -> int:
@@ -297,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     is_report = (results / MARKER).exists() and (results / "runs.csv").exists()
     out = (args.out or (results if is_report else results / "report")).resolve()
+    if problem := unwritable(out):
+        print(f"error: --out: {problem}", file=sys.stderr)
+        return 2
     if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
         print(f"error: {out} exists and is not a report folder; refusing to replace it", file=sys.stderr)
         return 2
@@ -320,7 +359,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    remove_stale(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
     umask = os.umask(0)
     os.umask(umask)
     tmp.chmod(0o777 & ~umask)  # mkdtemp's private 0700 would outlive the rename

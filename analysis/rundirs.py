@@ -52,11 +52,18 @@ def _text(path: Path, root: Path) -> str:
         raise Unreadable(f"{rel(path, root)}: not UTF-8 text ({e.reason} at byte {e.start})") from None
 
 
+def _strict(token: str):
+    """NaN and Infinity parse in Python's json, but are not JSON: a writer other than ours, or damage."""
+    raise ValueError(f"{token} is not strict JSON")
+
+
 def read_json(path: Path, root: Path) -> dict:
     try:
-        data = json.loads(_text(path, root))
+        data = json.loads(_text(path, root), parse_constant=_strict)
     except json.JSONDecodeError as e:
         raise Unreadable(f"{rel(path, root)}: {e.msg} (line {e.lineno} column {e.colno})") from None
+    except ValueError as e:
+        raise Unreadable(f"{rel(path, root)}: {e}") from None
     if not isinstance(data, dict):
         raise Unreadable(f"{rel(path, root)}: not a JSON object")
     return data
@@ -71,9 +78,11 @@ def read_jsonl(path: Path, root: Path) -> list[dict]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = json.loads(line, parse_constant=_strict)
         except json.JSONDecodeError as e:
             raise Unreadable(f"{name}:{n}: {e.msg} (column {e.colno})") from None
+        except ValueError as e:
+            raise Unreadable(f"{name}:{n}: {e}") from None
         if not isinstance(row, dict):
             raise Unreadable(f"{name}:{n}: not a JSON object")
         if missing := [k for k in ROW_KEYS.get(path.name, ()) if k not in row]:

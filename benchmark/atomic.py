@@ -7,6 +7,7 @@ strict: a non-finite float is written as ``null`` (NaN is not JSON).
 """
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -20,6 +21,19 @@ import torch
 
 
 _umask_lock = threading.Lock()
+FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFull(OSError):
+    """A write that ran out of space (or quota); its message names the file. The temp file is gone."""
+
+    def __init__(self, path: str | os.PathLike, detail: str = ""):
+        super().__init__(errno.ENOSPC, "the disk is full", str(path))
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return f"the disk is full (or over quota): cannot write {self.filename}" + (
+            f" ({self.detail})" if self.detail else "")
 
 
 def _umask() -> int:
@@ -64,8 +78,10 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO[Any]]:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.errno in FULL and not isinstance(e, DiskFull):
+            raise DiskFull(path, e.strerror or "") from None
         raise
 
 
@@ -79,8 +95,13 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 def torch_save(obj: Any, path: str | os.PathLike) -> None:
-    with atomic_open(path, "wb") as f:
-        torch.save(obj, f)
+    try:
+        with atomic_open(path, "wb") as f:
+            torch.save(obj, f)
+    except RuntimeError as e:  # torch's writer reports a short write as "unexpected pos N vs M"
+        if "unexpected pos" not in str(e):
+            raise
+        raise DiskFull(path, f"torch wrote fewer bytes than it meant to: {str(e).split('. ')[-1].strip()}") from None
 
 
 def append_jsonl(path: str | os.PathLike, rows: list[dict]) -> None:

@@ -8,12 +8,14 @@ compute; an error names the key.
 """
 from __future__ import annotations
 
+import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
+import yaml
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 
@@ -75,6 +77,9 @@ class MetaTestConfig:
         require(all(s > 0 for s in self.at_steps), "metatest.at_steps", "must be positive steps")
         require(all(n > 0 for n in self.train_sizes), "metatest.train_sizes",
                 f"must be positive images per class, got {list(self.train_sizes)}")
+        for key in ("at_steps", "train_sizes", "episode_shots"):  # each would be meta-tested twice
+            values = list(getattr(self, key))
+            require(len(set(values)) == len(values), f"metatest.{key}", f"a value is named twice: {values}")
         require(self.episodes >= 0, "metatest.episodes", f"must be >= 0, got {self.episodes}")
         require(self.episode_ways >= 2, "metatest.episode_ways", f"must be >= 2, got {self.episode_ways}")
         require(len(self.episode_shots) > 0 and all(k > 0 for k in self.episode_shots), "metatest.episode_shots",
@@ -207,7 +212,32 @@ def validate(cfg: DictConfig) -> Config:
     require(not late, "metatest.at_steps", f"{late} lie beyond the run's last step, {steps} "
             f"(train.steps{' x sources, for ' + typed.method.name if steps != typed.train.steps else ''})")
     check_results_dir(typed.results_dir)
+    check_values(typed)
     return typed
+
+
+SEED_MAX = 2**63 - 1  # an int64: what torch's generators and the result tables (pandas) hold
+
+
+def check_values(typed: Config) -> None:
+    """What the per-group checks leave open: a seed out of range, a non-finite number under any
+    key (``method.meta_lr=inf`` is no step size), a cache folder that cannot be written."""
+    require(0 <= typed.seed <= SEED_MAX, "seed", f"must be an integer in [0, 2**63 - 1], got {typed.seed}")
+    for key, value in _numbers(typed, ""):
+        require(math.isfinite(value), key, f"must be a finite number, got {value}")
+    check_writable("data.cache_dir", typed.data.cache_dir)
+
+
+def _numbers(node: Any, prefix: str) -> Iterator[tuple[str, float]]:
+    """(dotted key, value) of every float in a typed config, lists included."""
+    if is_dataclass(node):
+        for f in fields(node):
+            yield from _numbers(getattr(node, f.name), f"{prefix}.{f.name}" if prefix else f.name)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            yield from _numbers(value, prefix)
+    elif isinstance(node, float):
+        yield prefix, node
 
 
 def _named_suite(cfg: DictConfig) -> DictConfig:
@@ -229,13 +259,26 @@ def _named_suite(cfg: DictConfig) -> DictConfig:
 
 
 def check_results_dir(path: str) -> None:
-    """``results_dir`` is a writable folder, or one that can be created (nothing is created here)."""
+    """``results_dir`` is a writable folder, or one that can be created (nothing is created here),
+    and so are the folders a run or sweep writes there (``.locks``, ``logs``)."""
+    require(str(path).strip() != "", "results_dir", "is empty; name a folder (e.g. results_dir=results)")
+    check_writable("results_dir", path)
+    for name in (".locks", "logs"):
+        inside = Path(path).expanduser().absolute() / name
+        require(not inside.exists() or inside.is_dir(), "results_dir", f"{inside} exists and is not a directory")
+
+
+def check_writable(key: str, path: str) -> None:
+    """``path`` is a writable folder, or one that can be created; a ValueError naming ``key`` if not
+    (a read-only file system included, whoever runs: os.access reports EROFS even to root)."""
+    require(str(path).strip() != "", key, "is empty; name a folder")
     here = Path(path).expanduser().absolute()
-    require(not here.exists() or here.is_dir(), "results_dir", f"{path} exists and is not a directory")
+    require(not here.exists() or here.is_dir(), key, f"{path} exists and is not a directory")
     while not here.exists():
         here = here.parent
-    require(here.is_dir(), "results_dir", f"cannot be created: {here} is not a directory")
-    require(os.access(here, os.W_OK | os.X_OK), "results_dir", f"cannot be written: no write permission on {here}")
+    require(here.is_dir(), key, f"cannot be created: {here} is not a directory")
+    require(os.access(here, os.W_OK | os.X_OK), key,
+            f"cannot be written: {here} is read-only or not writable by this user")
 
 
 def compose_config(overrides: list[str]) -> Config:
@@ -255,10 +298,16 @@ def compose_run(overrides: list[str]) -> DictConfig:
 
     try:
         return compose("config", overrides=overrides, return_hydra_config=True)
+    except yaml.YAMLError as e:  # a config file (a suite file of --config-dir) that is not YAML
+        raise ValueError(_yaml_message(e)) from None
     except ConfigCompositionException as e:
         text = str(e)
         where = re.match(r"In '(suite/[^']+)'", text)
         key = re.search(r"full_key: (suite\.\S+)", text)
+        if where and not key and len(text.splitlines()) > 1:  # the file is not a mapping of suite keys
+            raise ValueError(f"suite: the suite file {where.group(1)}.yaml{_found_in(overrides, where.group(1))} "
+                             f"is not a mapping of {', '.join(SUITE_KEYS)} ({text.splitlines()[1].strip()})"
+                             ) from None
         if not (where and key):
             raise
         raise ValueError(f"{key.group(1)}: unknown key in the suite file {where.group(1)}.yaml"
@@ -267,6 +316,13 @@ def compose_run(overrides: list[str]) -> DictConfig:
 
 
 SUITE_KEYS = ("name", "sources", "targets", "validation", "finetune_source")
+
+
+def _yaml_message(error: yaml.YAMLError) -> str:
+    """A YAML error as one line: the file, the line and column, and what is wrong there."""
+    mark = getattr(error, "problem_mark", None)
+    where = f"{mark.name}, line {mark.line + 1}, column {mark.column + 1}" if mark else "a config file"
+    return f"{where}: not valid YAML ({getattr(error, 'problem', None) or str(error).splitlines()[0]})"
 
 
 def _found_in(overrides: list[str], option: str) -> str:

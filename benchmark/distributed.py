@@ -22,7 +22,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -205,6 +204,7 @@ def free_port() -> int:
 
 
 SPAWNED = "LSML_SPAWNED"  # set in self-spawned workers: their parent holds the run's lock
+PARENT = "LSML_PARENT_PID"  # ... and the parent's pid: a worker dies with it (benchmark.worker)
 
 
 def spawn(config_yaml: str, world_size: int, grace_s: float = 10.0) -> int:
@@ -216,8 +216,6 @@ def spawn(config_yaml: str, world_size: int, grace_s: float = 10.0) -> int:
     workers, which checkpoint and exit; this process waits for them, and so holds the
     run's lock, instead of dying and leaving them to run on unlocked.
     """
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
-        f.write(config_yaml)
     port = str(free_port())
     procs: list[subprocess.Popen] = []
     stopping: list[int] = []
@@ -233,9 +231,15 @@ def spawn(config_yaml: str, world_size: int, grace_s: float = 10.0) -> int:
         previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGUSR2)}
     try:
         for rank in range(world_size):
-            env = {**os.environ, SPAWNED: "1", "RANK": str(rank), "WORLD_SIZE": str(world_size),
-                   "LOCAL_RANK": str(rank), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}
-            procs.append(subprocess.Popen([sys.executable, "-m", "benchmark.worker", f.name], env=env))
+            env = {**os.environ, SPAWNED: "1", PARENT: str(os.getpid()), "RANK": str(rank),
+                   "WORLD_SIZE": str(world_size), "LOCAL_RANK": str(rank), "MASTER_ADDR": "127.0.0.1",
+                   "MASTER_PORT": port}
+            # The config on stdin, not in a temp file: a parent killed with -9 leaves no file behind.
+            proc = subprocess.Popen([sys.executable, "-m", "benchmark.worker", "-"], env=env, stdin=subprocess.PIPE,
+                                    text=True)
+            procs.append(proc)
+            proc.stdin.write(config_yaml)
+            proc.stdin.close()
         while True:
             codes = [p.poll() for p in procs]
             if stopping:  # each worker checkpoints its step and exits: wait for all of them
@@ -255,7 +259,6 @@ def spawn(config_yaml: str, world_size: int, grace_s: float = 10.0) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         _stop(procs, grace_s)
-        os.unlink(f.name)
 
 
 def _stop(procs: list[subprocess.Popen], grace_s: float) -> None:

@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from tqdm import tqdm
 
 from benchmark import atomic
@@ -245,7 +246,14 @@ def _config(folder: Path, overrides: list[str]) -> tuple[RunDir, Config]:
                                      "runner": {"world_size": 1}, "metatest": {"episodes": 600},
                                      "results_dir": str(folder.parents[2])},
                              OmegaConf.from_dotlist(overrides))
-    return run, from_container(OmegaConf.to_container(merged, resolve=True))
+    try:
+        cfg = from_container(OmegaConf.to_container(merged, resolve=True))
+    except OmegaConfBaseException as e:  # a key the schema does not have (metatest.episode_shot=5)
+        key = getattr(e, "full_key", "") or "?"
+        raise ValueError(f"{key}: {str(e).splitlines()[0]}") from None
+    if cfg.metatest.episodes < 1:  # 0 turns episodes off in a run; here there would be nothing to score
+        raise ValueError(f"metatest.episodes: must be >= 1 to score episodes, got {cfg.metatest.episodes}")
+    return run, cfg
 
 
 def score_run(folder: Path, overrides: list[str], progress: bool = True) -> list[dict]:
@@ -290,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     wrong = [o for o in overrides if not o.startswith(EDITABLE)]
     if not folders or wrong:
         print(f"error: {'cannot change ' + ', '.join(wrong) + ' of a finished run' if wrong else 'no run folder'}"
-              f"\n{USAGE}", file=sys.stderr)
+              " (--help shows the keys it takes)", file=sys.stderr)
         return 2
     try:
         logs.setup(logs.level_from(overrides))

@@ -107,10 +107,33 @@ def read_grid(spec: str) -> dict:
     path = Path(spec) if spec.endswith((".yaml", ".yml")) or os.sep in spec else GRID_DIR / f"{spec}.yaml"
     if not path.exists():
         raise GridError(f"grid {spec!r}: no such file {path}; grids: {', '.join(grid_names())}, or a path, or -")
-    data = yaml.safe_load(path.read_text()) or {}
+    data = _grid_yaml(spec, path)
     unknown = sorted(set(data) - set(GRID_KEYS))
     if unknown:
         raise GridError(f"grid {spec!r}: unknown key {unknown[0]!r}; valid: {', '.join(GRID_KEYS)}")
+    return data
+
+
+def _grid_yaml(spec: str, path: Path) -> dict:
+    """A grid file's mapping, its list-valued keys checked; a GridError naming the file otherwise."""
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise GridError(f"grid {spec!r}: {path}{where}: not valid YAML "
+                        f"({getattr(e, 'problem', None) or str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise GridError(f"grid {spec!r}: {path} holds a {type(data).__name__}, not a mapping of "
+                        f"{', '.join(GRID_KEYS)}")
+    for key in ("axes", "per_method", "slurm", "local"):
+        if not isinstance(data.get(key) or {}, dict):
+            raise GridError(f"{key}: must be a mapping (in {path}), got {data[key]!r}")
+    lists = [("overrides", data.get("overrides")),
+             *((f"per_method.{m}", v) for m, v in (data.get("per_method") or {}).items())]
+    for key, value in lists:
+        if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise GridError(f"{key}: must be a list of key=value (in {path}), got {value!r}")
     return data
 
 
@@ -303,6 +326,10 @@ def compose_points(points: list[tuple[dict[str, str], list[str]]]) -> list[Run]:
                 errors.setdefault(message, []).append(" ".join(f"{k}={v}" for k, v in axes.items()))
                 continue
             runs.append(Run(overrides, axes, RunDir(OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True))))
+    if len(errors) == 1:  # one line: one reason, whichever runs it stops
+        (message, pts), = errors.items()
+        raise GridError(f"{message} (in {len(pts)} of {len(points)} runs, e.g. {pts[0] or 'the only run'}); "
+                        "nothing was started")
     if errors:
         text = "\n".join(f"{msg}\n  (in {len(pts)} of {len(points)} runs, e.g. {pts[0] or 'the only run'})"
                          for msg, pts in errors.items())

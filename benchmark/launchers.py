@@ -139,6 +139,8 @@ def run_local(runs: list[Run], settings: LocalSettings) -> list[Outcome]:
 
     A failing run does not stop the others. Ctrl-C (or SIGTERM) stops every run at a
     step boundary with a resumable checkpoint; the next sweep resumes them."""
+    if problem := next(filter(None, (r.dir.path_problem() for r in runs)), None):  # before any run starts
+        raise LaunchError(problem)
     jobs = settings.jobs or max(1, cores() // max([r.cores for r in runs], default=1))
     queue, active, outcomes = deque(runs), {}, []
     previous = signal.signal(signal.SIGTERM, _interrupt)

@@ -18,15 +18,15 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from benchmark import distributed, episodes, logs
+from benchmark import atomic, distributed, episodes, logs
 from benchmark.compiled import check_compile
 from benchmark.config import Config, cores, validate
 from benchmark.metatest import TooFewImages, check_train_sizes, limited, meta_test
 from benchmark.scalars import Scalars
-from benchmark.storage import RunBusy, RunDir, git_commit
+from benchmark.storage import BadPath, RunBusy, RunDir, git_commit
 from benchmark.train import Diverged, meta_train
 from methods.base import METHODS
-from tasks.decode import to_channels
+from tasks.decode import DamagedImage, to_channels
 from tasks.registry import TASKS, Splits
 from tasks.user import with_channels
 
@@ -58,6 +58,8 @@ def execute(cfg: Config, progress: bool = True) -> RunDir:
     distributed.check_device(cfg.runner.device)
     config = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
     run = RunDir(config)
+    if problem := run.path_problem():  # before any data or compute
+        raise BadPath(problem)
     place = distributed.place_from_env()
     if _already_finished(run, place):
         return run
@@ -225,11 +227,16 @@ def main(cfg: DictConfig) -> None:
     except RunBusy as e:
         code = EXIT_BUSY
         print(f"error: {e}", file=sys.stderr)
-    except TooFewImages as e:  # a key that does not fit the data: nothing was written
+    except (TooFewImages, BadPath, DamagedImage) as e:  # a key that does not fit the data or the disk: nothing was written
         code = EXIT_CONFIG
         print(f"error: {e}", file=sys.stderr)
     except (RunFailed, FileNotFoundError) as e:  # FileNotFoundError: a dataset is missing
         print(f"error: {e}", file=sys.stderr)
+    except OSError as e:  # a full disk: one line naming the file (atomic.DiskFull), else a traceback
+        if e.errno not in atomic.FULL:
+            raise
+        print(f"error: {e if isinstance(e, atomic.DiskFull) else atomic.DiskFull(e.filename, e.strerror)}",
+              file=sys.stderr)
     if code == 0 and run.done:
         print_table(run)
     if distributed.place_from_env() is not None:  # a rank under torchrun or srun

@@ -18,14 +18,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 
 from benchmark import atomic
+from benchmark.config import Config
+from benchmark.models import MODELS
 from benchmark.storage import identity
+from methods.base import METHODS
 
 CRITERION = ("mean over the tuning seeds of validation_mean: the accuracy of the final phi on the suite's "
              "validation tasks (never its targets)")
@@ -44,6 +50,7 @@ class Trial:
     run_ids: dict[int, str]  # tuning seed -> run folder id
     validation: dict[int, float] = field(default_factory=dict)  # seed -> validation_mean, for finished runs
     diverged: list[int] = field(default_factory=list)  # seeds whose run diverged
+    unreadable: dict[int, str] = field(default_factory=dict)  # seed -> why its done run's summary cannot be read
 
     @property
     def complete(self) -> bool:
@@ -238,6 +245,8 @@ def read_dir(folder: str | Path, methods: list[str]) -> Selected:
     for path in sorted(folder.glob("*.yaml")):
         try:
             record = yaml.safe_load(path.read_text())
+            if not isinstance(record, dict):
+                raise TypeError(f"holds a {type(record).__name__}, not a mapping")
             overrides = record["overrides"]
             if not isinstance(overrides, list) or not all(isinstance(o, str) and "=" in o for o in overrides):
                 raise TypeError("overrides must be a list of key=value")
@@ -247,16 +256,50 @@ def read_dir(folder: str | Path, methods: list[str]) -> Selected:
             suites.add(record["suite"])
             seeds |= {int(s) for s in record["tuning_seeds"]}
         except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError) as e:
-            raise SelectionError(f"hparams: {path}: not a selection file ({e})") from None
+            reason = f"no {e}" if isinstance(e, KeyError) else " ".join(str(e).split())
+            raise SelectionError(f"hparams: {path}: not a selection file ({reason})") from None
         if method not in methods:
             raise SelectionError(f"hparams: {path}: unknown method {method!r}; valid: {', '.join(methods)}")
         name = label(method, fixed)
         if name in entries:
-            raise SelectionError(f"hparams: {entries[name].path.name} and {path.name} both select {name!r}; "
-                                 "keep one")
+            raise SelectionError(f"hparams: {entries[name].path} and {path} both select {name!r}; keep one")
+        check_overrides(path, method, overrides)
         entries[name] = Entry(path, method, fixed, overrides, exp)
     if not entries:
         raise SelectionError(f"hparams: {folder} holds no <method>.yaml")
     if len(suites) > 1:
         raise SelectionError(f"hparams: {folder} mixes selections of suites {sorted(suites)}")
     return Selected(suites.pop(), entries, seeds)
+
+
+# Keys a selection never sets: the run's seed (the tuning/report seed guard reads the sweep's),
+# its suite (the suite guard) and its method (the file's own).
+NOT_SELECTABLE = ("seed", "suite", "method")
+
+
+def check_overrides(path: Path, method: str, overrides: list[str]) -> None:
+    """Each override of a selection file parses and names a key of ``method``'s run config, and
+    none sets the seed, suite or method; a one-line SelectionError naming the file otherwise."""
+    for text in overrides:
+        try:
+            key = OverridesParser.create().parse_override(text).get_key_element().lstrip("+~")
+        except HydraException as e:
+            raise SelectionError(f"hparams: {path}: {text!r} is not key=value ({str(e).splitlines()[0]})") from None
+        if key in NOT_SELECTABLE:
+            raise SelectionError(f"hparams: {path}: {key}: a selection does not set the {key} ({text!r}); "
+                                 "the sweep gives it")
+        head, *rest = key.split(".")
+        roots = {"method": [METHODS.get(method).config], "model": [MODELS.get(n).config for n in MODELS]}
+        known = any(_has_path(root, rest) for root in roots[head]) if head in roots else _has_path(Config, [head, *rest])
+        if not known:
+            raise SelectionError(f"hparams: {path}: {key}: unknown key for method {method!r} ({text!r})")
+
+
+def _has_path(cls: Any, parts: list[str]) -> bool:
+    """Whether the dataclass ``cls`` has the nested field ``parts``."""
+    if not parts:
+        return True
+    if not dataclasses.is_dataclass(cls):
+        return False
+    hints = typing.get_type_hints(cls)
+    return parts[0] in hints and _has_path(hints[parts[0]], parts[1:])

@@ -13,6 +13,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import math
 import shutil
 import os
 import signal
@@ -120,6 +121,14 @@ class RunBusy(RuntimeError):
     """Another live process holds the run's lock: it is running this very folder."""
 
 
+class BadPath(ValueError):
+    """A path a run writes to is taken by a file (or cannot hold folders); the message names it."""
+
+
+class UnreadableSummary(ValueError):
+    """A finished run's summary.json that does not parse or holds no finite number where one is read."""
+
+
 class CorruptCheckpoint(RuntimeError):
     """A resumable checkpoint that does not match its pointer (truncated, altered, missing)."""
 
@@ -139,6 +148,16 @@ class RunDir:
         self.path = Path(config["results_dir"]) / config["suite"]["name"] / config["method"]["name"] / self.id
         self.checkpoints = self.path / "checkpoints"
         self.lock_path = Path(config["results_dir"]) / ".locks" / f"{self.id}.lock"
+
+    def path_problem(self) -> str | None:
+        """Why this run's folder or lock cannot be written (a file where a folder must be), or None."""
+        results = Path(self.config["results_dir"])
+        folders = [self.lock_path.parent, results / self.config["suite"]["name"], self.path.parent, self.path,
+                   self.checkpoints]
+        for folder in folders:
+            if folder.exists() and not folder.is_dir():
+                return f"{folder} is a file, where the run needs a folder (results_dir={results})"
+        return None
 
     @property
     def done(self) -> bool:
@@ -199,8 +218,9 @@ class RunDir:
         ran with the same world size; otherwise it is cleared, never mixed in. Metric
         rows logged after that checkpoint are dropped: the resumed run logs them again."""
         step = self.choose_checkpoint(world_size)
+        self._remove_partial_writes()
         if step:
-            keep = [r for r in self.read("metrics") if r["step"] <= step]
+            keep = [r for r in self._intact_rows("metrics") if r["step"] <= step]
             atomic.write_text(self.path / "metrics.jsonl", "".join(atomic.dumps(r, sort_keys=True) + "\n" for r in keep))
             return step
         if self.path.exists():
@@ -337,6 +357,33 @@ class RunDir:
         path = self.path / f"{name}.jsonl"
         return [json.loads(l) for l in path.read_text().splitlines()] if path.exists() else []
 
+    def _remove_partial_writes(self) -> None:
+        """Delete the temp files of writes a killed process left (``atomic``'s ``.<name>.*.tmp``):
+        the run's lock is held, so no live writer owns them."""
+        for folder in (self.path, self.checkpoints):
+            for tmp in folder.glob(".*.tmp") if folder.is_dir() else []:
+                warn(f"removing {tmp}, a write that a stopped process left unfinished")
+                tmp.unlink(missing_ok=True)
+
+    def _intact_rows(self, name: str) -> list[dict[str, Any]]:
+        """The rows of ``<name>.jsonl`` that parse; the others (a tail cut short by a kill or a full
+        disk) are dropped with a warning naming the file: a resume logs them again."""
+        path = self.path / f"{name}.jsonl"
+        rows, bad = [], []
+        text = path.read_text(errors="replace") if path.exists() else ""
+        for n, line in enumerate(text.splitlines(), 1):
+            try:
+                row = json.loads(line)
+                if not isinstance(row, dict) or not isinstance(row.get("step"), int):
+                    raise ValueError("not a row with a step")
+                rows.append(row)
+            except ValueError:
+                bad.append(n)
+        if bad:
+            warn(f"damaged {path}: dropped {len(bad)} line(s) that do not parse (line {bad[0]} of "
+                 f"{len(text.splitlines())}); the resume logs its rows again from the checkpoint's step")
+        return rows
+
     def save_phi(self, state: dict, step: int | str) -> Path:
         path = self.checkpoints / f"phi_{step}.pt"
         atomic.torch_save(state, path)
@@ -362,6 +409,23 @@ class RunDir:
 
     def summary(self) -> dict:
         return json.loads((self.path / "summary.json").read_text())
+
+    def validation_mean(self) -> float:
+        """A done run's ``validation_mean``; UnreadableSummary, naming the file, if summary.json is cut
+        short, not strict JSON (NaN), or holds no finite number there (null)."""
+        path = self.path / "summary.json"
+        try:
+            value = json.loads(path.read_text(), parse_constant=_no_constant)["validation_mean"]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"validation_mean is {json.dumps(value)}, not a number")
+            return float(value)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            reason = f"no {e}" if isinstance(e, KeyError) else str(e).splitlines()[0]
+            raise UnreadableSummary(f"{path} is unreadable ({reason})") from None
+
+
+def _no_constant(token: str):
+    raise ValueError(f"{token} is not JSON")
 
 
 def warn(message: str) -> None:

@@ -56,12 +56,13 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from benchmark import logs, selection
-from benchmark.config import compose_config
+from benchmark.config import SEED_MAX, compose_config
 from benchmark.grid import (Grid, GridError, compose_points, config_dir_override, dedupe, hydra_message, load_grid,
                             override_text, unique_runs)
 from benchmark.launchers import LaunchError, Run
 from benchmark.run import EXIT_CONFIG, EXIT_DIVERGED
 from benchmark.selection import Trial
+from benchmark.storage import UnreadableSummary
 from benchmark import sweep
 from methods.base import METHODS
 from methods.search import describe, draws, edges, reasons, resolve
@@ -128,6 +129,8 @@ def _ints(key: str, text: str) -> list[int]:
         raise TuneError(f"{key}: must be integers, e.g. {key}=[100,101], got {text!r}") from None
     if len(set(value)) != len(value):
         raise TuneError(f"{key}: a seed is named twice: {value}")
+    if not all(0 <= v <= SEED_MAX for v in value):
+        raise TuneError(f"{key}: seeds must lie in [0, 2**63 - 1], got {value}")
     return value
 
 
@@ -232,7 +235,10 @@ def trials_of(request: Request, runs: list[Run]) -> dict[str, list[Trial]]:
             for run in members:
                 seed = int(run.axes["seed"])
                 if run.dir.done:
-                    trial.validation[seed] = float(run.dir.summary()["validation_mean"])
+                    try:
+                        trial.validation[seed] = run.dir.validation_mean()
+                    except UnreadableSummary as e:  # not scored; named below the trial table
+                        trial.unreadable[seed] = str(e)
                 elif run.dir.diverged:
                     trial.diverged.append(seed)
             out[name].append(trial)
@@ -251,10 +257,14 @@ def report(request: Request, trials: dict[str, list[Trial]], write: bool) -> tup
               "validation mean accuracy (%)")
         for t in rows:
             per_seed = " ".join(f"{100 * t.validation[s]:6.2f}" if s in t.validation else
-                                ("  div." if s in t.diverged else "     -") for s in request.seeds)
+                                ("  div." if s in t.diverged else " unrd." if s in t.unreadable else "     -")
+                                for s in request.seeds)
             score = "" if math.isnan(t.score) else f"{100 * t.score:6.2f}"
             mark = "*" if chosen is not None and t.index == chosen.index else " "
             print(f" {mark} trial {t.index:>2}  {per_seed}  mean {score:>6}  {' '.join(t.overrides) or '(nothing tuned)'}")
+        for t in rows:
+            for why in t.unreadable.values():
+                print(f"  unreadable: {why}; trial {t.index} is not scored (delete the run folder to run it again)")
         if chosen is None:
             if finished:
                 print(f"  every trial of {name} diverged: nothing to select")

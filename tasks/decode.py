@@ -32,7 +32,8 @@ from tasks.registry import Splits
 log = logging.getLogger("lsml")
 
 # Bump when decoding changes (resize filter, JPEG draft, channel handling) so old caches miss.
-DECODE_VERSION = "real-v1:pil-draft-bilinear-squash"
+# v2: 16-bit grey images are scaled to 8 bits (v1 clipped them at 255).
+DECODE_VERSION = "real-v2:pil-draft-bilinear-squash-16bit-scaled"
 
 
 OR_DOWNLOAD = "or run with data.download=true where the network allows."
@@ -123,26 +124,62 @@ def workers() -> int:
     return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 
-def fit(img: Any, size: int) -> np.ndarray:
-    """A PIL image as uint8 [size, size, 3]: any mode to RGB, squashed (not cropped) like
-    the authors' ``transforms.Resize((s, s))``, with an antialiased bilinear filter."""
+class DamagedImage(ValueError):
+    """An image file that does not decode (cut short, corrupt) or holds pixels with no 8-bit
+    meaning; the message names the file."""
+
+
+def eight_bit_mode(img: Any) -> None:
+    """DamagedImage unless :func:`eight_bit` can read ``img``'s mode (from its header alone)."""
+    if img.mode in ("I", "F") and not (img.mode == "I" and img.format == "PNG"):
+        raise DamagedImage(f"mode {img.mode} ({'32-bit integer' if img.mode == 'I' else 'floating-point'} pixels "
+                           "of no fixed range); convert it to 8 or 16 bits")
+
+
+def eight_bit(img: Any) -> Any:
+    """A PIL image whose pixels fit 8 bits: 16-bit grey (``I;16*``, and ``I`` read from a PNG,
+    which holds at most 16 bits) scaled by 255/65535; other ``I`` and ``F`` images, whose range
+    the file does not say, are refused. PIL's own ``convert`` would clip them at 255."""
     from PIL import Image
 
-    img = img.convert("RGB")
+    if img.mode.startswith("I;16") or (img.mode == "I" and img.format == "PNG"):
+        pixels = np.asarray(img).astype(np.int64)
+        if pixels.size and (pixels.min() < 0 or pixels.max() > 65535):
+            raise DamagedImage(f"mode {img.mode} pixels outside 0..65535")
+        return Image.fromarray(((pixels * 255 + 32767) // 65535).astype(np.uint8), "L")
+    eight_bit_mode(img)
+    return img
+
+
+def fit(img: Any, size: int) -> np.ndarray:
+    """A PIL image as uint8 [size, size, 3]: any mode to RGB (16-bit grey scaled, see :func:`eight_bit`),
+    squashed (not cropped) like the authors' ``transforms.Resize((s, s))``, with an antialiased bilinear filter."""
+    from PIL import Image
+
+    img = eight_bit(img).convert("RGB")
     if img.size != (size, size):
         img = img.resize((size, size), Image.BILINEAR)
     return np.asarray(img, dtype=np.uint8)
 
 
 def load_image(path: str | os.PathLike, size: int) -> np.ndarray:
-    """Decode one image file to uint8 [size, size, 3]."""
+    """Decode one image file to uint8 [size, size, 3]; DamagedImage naming the file if it does not
+    decode whole. The decode that fills the cache is the check: a truncated file fails here,
+    before any compute, at no extra cost (a second, full decode at validation would cost more
+    than the header check on every start; see ``tasks.user``)."""
     from PIL import Image
 
-    with Image.open(path) as img:
-        # JPEG only: decode at 1/2, 1/4 or 1/8 scale (never below ``size``) through the
-        # DCT; several times faster for Food-101 or CUB photos going to 32-84 px.
-        img.draft("RGB", (size, size))
-        return fit(img, size)
+    try:
+        with Image.open(path) as img:
+            # JPEG only: decode at 1/2, 1/4 or 1/8 scale (never below ``size``) through the
+            # DCT; several times faster for Food-101 or CUB photos going to 32-84 px.
+            img.draft("RGB", (size, size))
+            return fit(img, size)
+    except DamagedImage as e:
+        raise DamagedImage(f"{path}: {e}") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:  # PIL's decode errors
+        raise DamagedImage(f"{path}: does not decode ({type(e).__name__}: "
+                           f"{str(e).splitlines()[0] if str(e) else 'damaged'}); replace or remove it") from None
 
 
 def decode_items(n: int, get: Callable[[int], tuple[np.ndarray, int]], size: int) -> tuple[torch.Tensor, torch.Tensor]:

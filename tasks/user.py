@@ -19,7 +19,11 @@ image is grey). Augmentation: ``data.pad`` and ``data.flip``, else the real data
 
 Files that are not images by their suffix (``.txt``, ``.DS_Store``, ...) are skipped, with
 one warning giving their count; a file with an image suffix that PIL cannot open is an
-error naming it (a broken image is damaged data, not clutter).
+error naming it (a broken image is damaged data, not clutter). Validation reads headers only;
+an image cut short is named when the cache is built, whose decode is the check (a full decode
+here would cost 15 times the header read on every start; the cache decodes once). A link to
+a folder is never followed (out of the task's folder, or back into it: a loop); one warning
+names the first. 16-bit grey images are scaled to 8 bits; 32-bit and float ones are refused.
 
 Identity: ``suite.fingerprints`` maps each such task to a hash of its file list and sizes
 (relative paths: a moved or copied folder keeps it), plus the test fraction when the split
@@ -43,14 +47,15 @@ import numpy as np
 import torch
 
 from tasks.cache import cached_splits
-from tasks.decode import DECODE_VERSION, check_splits, data_root, decode_files, decode_items, fit
+from tasks.decode import (DECODE_VERSION, DamagedImage, check_splits, data_root, decode_files, decode_items,
+                          eight_bit_mode, fit)
 from tasks.registry import TASKS, Splits, TaskSpec
 
 log = logging.getLogger("lsml")
 
 SCHEMES = ("folder", "torchvision")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
-GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
+GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
 # Keywords the task sets itself: never from the query string.
 TORCHVISION_OWN = {"root", "train", "download", "transform", "target_transform", "transforms", "loader"}
 
@@ -160,7 +165,7 @@ def _stamp(ref: Ref, path: str) -> tuple:
     """Every directory of a folder task with its mtime (a listing, no file is opened)."""
     if ref.scheme != "folder":
         return ()
-    walk = os.walk(os.path.abspath(os.path.expanduser(path)), followlinks=True)
+    walk = os.walk(os.path.abspath(os.path.expanduser(path)), followlinks=False)
     return tuple(sorted((here, os.stat(here).st_mtime_ns) for here, _, _ in walk))
 
 
@@ -174,11 +179,14 @@ def _safe(name: str) -> str:
 
 
 # ---------------------------------------------------------------- folder:
-def _images(folder: Path, skipped: list[Path]) -> list[Path]:
-    """Image files under ``folder`` (recursively, sorted); other files go to ``skipped``."""
+def _images(folder: Path, skipped: list[Path], links: list[Path]) -> list[Path]:
+    """Image files under ``folder`` (recursively, sorted); other files go to ``skipped``. A link to a
+    folder is never followed (it goes out of the task's folder, or back into it: a loop, or the
+    images of another class again); it goes to ``links``."""
     found = []
-    for here, dirs, files in os.walk(folder, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+    for here, dirs, files in os.walk(folder, followlinks=False):
+        links += [Path(here) / d for d in sorted(dirs) if os.path.islink(os.path.join(here, d))]
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not os.path.islink(os.path.join(here, d)))
         for f in sorted(files):
             (found if Path(f).suffix.lower() in IMAGE_SUFFIXES else skipped).append(Path(here) / f)
     return found
@@ -196,18 +204,21 @@ def _folder(name: str, key: str, ref: Ref, path: str, px: int, fraction: float, 
     if not train_dir.is_dir():
         raise TaskError(f"{where}: {train_dir} does not exist; expected {root}/train/<class>/<images> "
                         "(and optionally test/<class>/)")
-    classes = sorted(d.name for d in train_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
+    links: list[Path] = []  # folder links inside the task's folder: never followed
+    classes = _class_folders(train_dir, links)
     if not classes:
         raise TaskError(f"{where}: no images in {root}: {train_dir} holds no class folders")
     has_test = test_dir.is_dir()
-    test_classes = sorted(d.name for d in test_dir.iterdir() if d.is_dir() and not d.name.startswith(".")) \
-        if has_test else []
+    test_classes = _class_folders(test_dir, links) if has_test else []
     for c in test_classes:
         if c not in classes:
             raise TaskError(f"{where}: class {c!r} is in {test_dir / c} but not in {train_dir}")
     skipped: list[Path] = []
-    train = {c: _images(train_dir / c, skipped) for c in classes}
-    test = {c: _images(test_dir / c, skipped) for c in test_classes}
+    train = {c: _images(train_dir / c, skipped, links) for c in classes}
+    test = {c: _images(test_dir / c, skipped, links) for c in test_classes}
+    if links:
+        log.warning("%s: not following %d link(s) to folders (e.g. %s -> %s): a task's images are the files "
+                    "inside its folder", where, len(links), links[0], os.path.realpath(links[0]))
     if not any(train.values()):
         raise TaskError(f"{where}: no images in {root} (suffixes {', '.join(sorted(IMAGE_SUFFIXES))})")
     for part, folders in (("train", train), ("test", test)):
@@ -219,8 +230,11 @@ def _folder(name: str, key: str, ref: Ref, path: str, px: int, fraction: float, 
     grey = True
     for f in [f for files in (*train.values(), *test.values()) for f in files]:
         try:
-            with Image.open(f) as img:  # the header only
+            with Image.open(f) as img:  # the header only: a truncated file is found when the cache is built
                 grey = grey and img.mode in GREY_MODES
+                eight_bit_mode(img)
+        except DamagedImage as e:
+            raise TaskError(f"{where}: {f}: {e}") from None
         except Exception as e:  # PIL raises several types for a file it cannot read
             raise TaskError(f"{where}: {f} is not a readable image ({type(e).__name__}: "
                             f"{str(e).splitlines()[0] if str(e) else ''})") from None
@@ -253,6 +267,13 @@ def _folder(name: str, key: str, ref: Ref, path: str, px: int, fraction: float, 
 
     spec = TaskSpec(task, num_classes=len(classes), channels=channels, image_size=px, load=load, **aug)
     return Resolved(task, spec, fingerprint, str(root))
+
+
+def _class_folders(part: Path, links: list[Path]) -> list[str]:
+    """The class folders of ``train/`` or ``test/``, sorted; links to folders go to ``links``."""
+    found = sorted(d for d in part.iterdir() if d.is_dir() and not d.name.startswith("."))
+    links += [d for d in found if d.is_symlink()]
+    return [d.name for d in found if not d.is_symlink()]
 
 
 def _split(train: dict[str, list[Path]], fraction: float, where: str, train_dir: Path

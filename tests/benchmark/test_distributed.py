@@ -204,3 +204,40 @@ def test_sigterm_to_a_self_spawned_run_reaches_its_workers(tmp_path):
         if proc.poll() is None:
             proc.kill()
         kill(tagged(tag))
+
+
+def folder_state(root) -> dict[str, tuple[int, int]]:
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
+
+
+def test_kill_9_of_a_self_spawned_parent_takes_its_workers_with_it(tmp_path):
+    """The parent holds the run's lock; workers that outlived it would train on unlocked, and a
+    rerun would resume from checkpoints they write meanwhile. They die with it, write nothing
+    more, and no config file is left in /tmp."""
+    tag = uuid.uuid4().hex
+    before = set(Path(tempfile.gettempdir()).glob("tmp*.yaml"))
+    args = [sys.executable, "-m", "benchmark.run", "suite=toy", "runner.world_size=2", "runner.threads=1",
+            "train.steps=3000", "checkpoint.every=20", f"results_dir={tmp_path}"]
+    proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, RUN_TAG: tag}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.rglob("resume.json")):  # the workers are training and checkpointing
+            assert proc.poll() is None and time.monotonic() < deadline, "the run ended or never checkpointed"
+            time.sleep(0.05)
+        workers = {p for p, c in tagged(tag).items() if "benchmark.worker" in c}
+        assert len(workers) == 2
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        killed = time.monotonic()
+        while {p for p, c in tagged(tag).items() if "benchmark.worker" in c} and time.monotonic() - killed < 5:
+            time.sleep(0.05)
+        assert not tagged(tag), "a worker outlived its parent by 5 s"
+        state = folder_state(tmp_path)
+        time.sleep(1.5)
+        assert folder_state(tmp_path) == state, "something wrote after the parent was gone"
+        assert set(Path(tempfile.gettempdir()).glob("tmp*.yaml")) <= before, "a config file was left in /tmp"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        kill(tagged(tag))

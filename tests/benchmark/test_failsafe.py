@@ -1,14 +1,17 @@
 """Runs that fail safely: divergence is recorded as such, never as a finished run; bad keys
 and paths fail before any compute; result files are strict JSON and readable by others."""
 import json
+import logging
 import os
 import stat
+import subprocess
+import sys
 
 import pytest
 import torch
 
 from benchmark.run import Diverged, execute
-from helpers import cli, make_config
+from helpers import ROOT, cli, make_config
 
 TOY = ["suite=toy", "train.steps=20", "metatest.steps=5"]
 
@@ -144,3 +147,46 @@ def test_result_files_honour_the_umask(tmp_path):
         os.umask(old)
     for name in ("summary.json", "metrics.jsonl", "metatest.jsonl", "config.yaml", "checkpoints/phi_final.pt"):
         assert stat.S_IMODE((run.path / name).stat().st_mode) == 0o644, name
+
+
+def test_a_damaged_metrics_tail_is_dropped_back_to_the_checkpoint_on_resume(tmp_path, monkeypatch, caplog):
+    """40 bytes cut off metrics.jsonl after a stop: the resume names the file, drops the damaged
+    rows and logs them again, and ends with the rows of an uninterrupted run."""
+    args = [*TOY, "checkpoint.every=5", "train.log_every=2"]
+    whole = execute(make_config(*args, f"results_dir={tmp_path / 'whole'}"), progress=False)
+    monkeypatch.setenv("LSML_FAULT", "0:13")  # a crash after the checkpoint at step 10
+    with pytest.raises(RuntimeError, match="injected fault"):
+        execute(make_config(*args, f"results_dir={tmp_path / 'cut'}"), progress=False)
+    monkeypatch.delenv("LSML_FAULT")
+    (metrics,) = (tmp_path / "cut").rglob("metrics.jsonl")
+    metrics.write_bytes(metrics.read_bytes()[:-40])
+    partial = metrics.parent / "checkpoints" / ".state_10_rank0.pt.k3j9d0a1.tmp"  # a write killed midway
+    partial.write_bytes(b"PK\3\4")
+    logger = logging.getLogger("lsml")
+    logger.addHandler(caplog.handler)
+    try:
+        run = execute(make_config(*args, f"results_dir={tmp_path / 'cut'}"), progress=False)
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert run.done and f"damaged {metrics}: dropped 1 line(s)" in caplog.text
+    assert not partial.exists() and f"removing {partial}" in caplog.text
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rows]  # noqa: E731
+    assert strip(strict_json_lines(metrics)) == strip(strict_json_lines(whole.path / "metrics.jsonl"))
+
+
+def test_a_full_disk_ends_with_one_line_saying_so_and_no_half_file(tmp_path):
+    """A run on a 40 kB file system (a tmpfs in a mount namespace of its own): torch's "unexpected
+    pos" becomes a line naming the file, exit 1, and no temp file or done is left."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    run = " ".join([sys.executable, "-m", "benchmark.run", *TOY, "runner.threads=1", 'results_dir="$0"'])
+    script = f'mount -t tmpfs -o size=40k tmpfs "$0" || exit 99; {run} 2>"$0.err"; echo "rc=$?"; find "$0" -type f'
+    proc = subprocess.run(["unshare", "--map-root-user", "--mount", "sh", "-c", script, str(disk)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    if proc.returncode == 99 or "unshare:" in proc.stderr:
+        pytest.skip(f"no mount namespace here: {proc.stderr.strip()}")
+    lines = (tmp_path / "disk.err").read_text().strip().splitlines()
+    assert "rc=1" in proc.stdout and "Traceback" not in "\n".join(lines), lines
+    assert lines[-1].startswith("error: the disk is full") and str(disk) in lines[-1], lines
+    files = proc.stdout.split("\n", 1)[1].split()
+    assert not [f for f in files if f.endswith(".tmp") or f.endswith("/done")], files

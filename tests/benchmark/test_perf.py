@@ -9,11 +9,11 @@ import sys
 
 import pytest
 
-from benchmark.perf import datapath, decode, overhead, scaling
+from benchmark.perf import datapath, decode, overhead, scaling, truncation
 from methods import METHODS
 
 SCRIPTS = {"overhead": "per-step overhead", "scaling": "multi-process run", "datapath": "Data-path speed",
-           "decode": "Decoding speed"}
+           "decode": "Decoding speed", "truncation": "image cut short"}
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
@@ -47,7 +47,8 @@ def test_old_key_value_knobs_are_refused_with_the_option_to_use(module, argv, fl
 
 
 @pytest.mark.parametrize("module, argv", [(overhead, ["--steps", "0"]), (scaling, ["--repeats", "0"]),
-                                          (datapath, ["--batch", "0"]), (decode, ["--images", "0"])])
+                                          (datapath, ["--batch", "0"]), (decode, ["--images", "0"]),
+                                          (truncation, ["--repeats", "0"])])
 def test_non_positive_counts_are_refused(module, argv, capsys):
     with pytest.raises(SystemExit) as stop:
         module.main(argv)
@@ -112,3 +113,11 @@ def test_decode_times_both_runs_at_every_size(capsys):
     for size in (16, 24):
         assert re.search(rf"^ +{size} px: first run +\d+ img/s \(check +\d+, load +\d+\); "
                          rf"cached run +\d+ img/s \(check +\d+, load +\d+\)$", out, re.MULTILINE), size
+
+
+def test_truncation_times_every_way_to_find_a_truncated_image(capsys):
+    truncation.main(["--images", "20", "--repeats", "1"])
+    out = capsys.readouterr().out
+    assert out.startswith("20 JPEGs of 320x240")
+    for name in truncation.CASES:
+        assert re.search(rf"^  {re.escape(name)} +\d+\.\d$", out, re.MULTILINE), name

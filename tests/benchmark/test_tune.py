@@ -553,7 +553,7 @@ def test_a_tune_with_a_key_held_tunes_the_rest_into_its_own_file_and_the_sweep_t
         sweep_runs("method=ours", "suite=toy", "method.reset_every=3,4", "seed=0", f"hparams={folder}", *TINY[1:])
     # Two files selecting the same thing: named, never one silently replacing the other.
     (folder / "zz.yaml").write_text(main_file.read_text())
-    with pytest.raises(SelectionError, match="ours.yaml and zz.yaml both select 'ours'"):
+    with pytest.raises(SelectionError, match=r"ours.yaml and \S*zz.yaml both select 'ours'"):
         read_dir(folder, METHODS.names())
 
 
@@ -578,3 +578,22 @@ def test_the_committed_selections_are_the_defaults():
     for name, overrides in committed.overrides.items():
         default = compose_config([f"method={name}"]).method
         assert {k: getattr(default, k) for k in values(overrides)} == values(overrides), name
+
+
+@pytest.mark.parametrize("damage", ["truncated", "null", "nan"])
+def test_a_damaged_finished_trial_is_shown_as_unreadable_not_a_crash(tuned, tmp_path, capsys, damage):
+    """A done run whose summary.json is cut short, holds "validation_mean": null or NaN (not JSON):
+    the tune and its --status name the file, show the seed as unreadable and score no trial on it."""
+    results = copy_of(tuned, tmp_path)
+    path = sorted((results / "toy" / "ours").glob("*/summary.json"))[0]
+    text = path.read_text()
+    s = json.loads(text)
+    path.write_text({"truncated": text[: len(text) // 2], "null": json.dumps({**s, "validation_mean": None}),
+                     "nan": json.dumps({**s, "validation_mean": float("nan")})}[damage])
+    for extra in (["--status"], []):
+        assert main(["method=ours", "trials=3", *TINY, f"results_dir={results}", *extra]) == 0
+        out = capsys.readouterr().out
+        (line,) = [line for line in out.splitlines() if "unrd." in line]
+        assert "mean        " in line  # no score
+        assert f"unreadable: {path} is unreadable" in out
+        assert "not selected yet" in out or extra
