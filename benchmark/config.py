@@ -8,6 +8,8 @@ compute; an error names the key.
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -191,6 +193,7 @@ def validate(cfg: DictConfig) -> Config:
     from tasks.user import resolve_suite
 
     cfg = _named_suite(cfg)
+    unknown_keys(cfg)
     try:
         typed = OmegaConf.to_object(cfg)
     except Exception as e:  # OmegaConf wraps __post_init__ errors; keep their message
@@ -267,6 +270,75 @@ def compose_run(overrides: list[str]) -> DictConfig:
 
 
 SUITE_KEYS = ("name", "sources", "targets", "validation", "finetune_source")
+TYPE_WORDS = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false"}
+
+
+def explain(error: Exception) -> str:
+    """A Hydra or OmegaConf composition error as one line naming the key and what it accepts
+    (Hydra's own message runs over several lines, lists its search path, and for an unknown
+    key suggests ``+key=``, which would only add a key that nothing reads)."""
+    text, cause = str(error), str(error.__cause__ or error)
+    choice = re.search(r"Could not find '(?:[^']*/)?([^'/]+)'\s+Available options in '([^']+)':\n((?:\t\S+\n?)*)",
+                       text)
+    if choice:
+        return f"{choice.group(2)}: unknown choice {choice.group(1)!r}; valid: {', '.join(choice.group(3).split())}"
+    key = re.search(r"full_key: (\S+)", cause)
+    if key is None:  # e.g. a syntax error: Hydra's first line, and where its grammar is
+        return " ".join(text.split("\nConfig search path")[0].split())
+    key = key.group(1)
+    unknown = re.search(r"Key '[^']+' not in '(\w+)'", cause)
+    if unknown:
+        return unknown_key(key, SCHEMAS().get(unknown.group(1)))
+    value = re.search(r"Value '(.*)' of type '\w+' could not be converted to (\w+)", cause)
+    if value:
+        return f"{key}: must be {TYPE_WORDS.get(value.group(2), value.group(2))}, got {value.group(1)!r}"
+    value = re.search(r"Value '(.*)' is not a valid bool", cause)
+    if value:
+        return f"{key}: must be true or false, got {value.group(1)!r}"
+    return f"{key}: {cause.splitlines()[0]}"
+
+
+def unknown_key(key: str, schema: type | None) -> str:
+    parent = key.rpartition(".")[0]
+    if schema is None:
+        return f"{key}: unknown key"
+    valid = ", ".join(f.name for f in dataclasses.fields(schema))
+    return f"{key}: unknown key; valid keys{' of ' + parent if parent else ''}: {valid}"
+
+
+@functools.cache
+def SCHEMAS() -> dict[str, type]:  # noqa: N802  (a constant, built once the registries are full)
+    """Every config dataclass by its class name (the name OmegaConf's errors give)."""
+    found = {}
+
+    def walk(cls: type) -> None:
+        found[cls.__name__] = cls
+        for f in dataclasses.fields(cls):
+            kind = f.type if isinstance(f.type, type) else globals().get(str(f.type))
+            if isinstance(kind, type) and dataclasses.is_dataclass(kind):
+                walk(kind)
+
+    walk(Config)
+    for registry in (METHODS, MODELS):
+        for name in registry:
+            walk(registry.get(name).config)
+    return found
+
+
+def unknown_keys(cfg: DictConfig) -> None:
+    """A key added with ``+key=value`` that no schema declares is an error naming it: OmegaConf
+    would carry it along, and nothing would read it."""
+    def walk(node: DictConfig, prefix: str) -> None:
+        schema = OmegaConf.get_type(node)
+        declared = {f.name for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else None
+        for key in node.keys():
+            if declared is not None and key not in declared:
+                raise ValueError(unknown_key(f"{prefix}{key}", schema))
+            child = node._get_node(key)
+            if isinstance(child, DictConfig) and dataclasses.is_dataclass(OmegaConf.get_type(child)):
+                walk(child, f"{prefix}{key}.")
+
+    walk(cfg, "")
 
 
 def _found_in(overrides: list[str], option: str) -> str:
