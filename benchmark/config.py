@@ -206,11 +206,27 @@ def validate(cfg: DictConfig) -> Config:
     require(typed.method.name in METHODS, "method.name", f"unknown; valid: {', '.join(METHODS)}")
     typed.method.check(typed)
     steps = METHODS.get(typed.method.name).build(typed.method).steps(typed.train.steps, len(typed.suite.sources))
+    check_phi_moves(typed, steps)
     late = [s for s in typed.metatest.at_steps if s > steps]
     require(not late, "metatest.at_steps", f"{late} lie beyond the run's last step, {steps} "
             f"(train.steps{' x sources, for ' + typed.method.name if steps != typed.train.steps else ''})")
     check_results_dir(typed.results_dir)
     return typed
+
+
+def check_phi_moves(cfg: Config, steps: int) -> None:
+    """A run whose method would first update phi after its last step is an error naming the keys:
+    it would meta-test phi_0 as if it had been meta-trained (e.g. Reptile, which updates phi
+    every K steps, with K > train.steps)."""
+    first = METHODS.get(cfg.method.name).build.first_update(cfg.method)
+    if first is None or first <= steps:
+        return
+    every = cfg.method.aggregate_every
+    follows = every == getattr(cfg.method, "reset_every", None)
+    key = "method.reset_every" if follows else "method.aggregate_every"
+    raise ValueError(f"{key}: {cfg.method.name} first updates phi at inner step {first} (method.aggregate_every = "
+                     f"{every}{', as method.reset_every' if follows else ''}), after the run's last, "
+                     f"train.steps = {steps}: phi would never move; make it at most {steps}, or raise train.steps")
 
 
 def _named_suite(cfg: DictConfig) -> DictConfig:

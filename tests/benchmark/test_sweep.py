@@ -70,7 +70,7 @@ def test_points_naming_one_run_folder_are_one_run():
 @pytest.mark.parametrize("args,key", [
     (["method.nokey=1"], "method.nokey"),
     (["train.steps=10,0"], "train.steps"),  # bad in one run only: still nothing runs
-    (["method=ours,nomethod"], "method/nomethod"),
+    (["method=ours,nomethod"], "method: unknown choice 'nomethod'"),
     (["slurm.bogus=1"], "slurm.bogus"),
     (["slurm.time_min=-1"], "slurm.time_min"),
     (["local.jobs=x"], "local.jobs"),
