@@ -202,8 +202,11 @@ def validate(cfg: DictConfig) -> Config:
         raise ValueError(msg) from None
     resolve_suite(typed.suite, typed.data, typed.method)  # folder: and torchvision: tasks, path-free
     typed.suite.check()  # again, on the resolved names
-    typed.suite.check_channels(typed.data.channels)
+    name_own_suite(typed.suite)
     require(typed.method.name in METHODS, "method.name", f"unknown; valid: {', '.join(METHODS)}")
+    # The tasks the run loads: a suite's finetune_source only counts for a method that trains on it.
+    loaded = METHODS.get(typed.method.name).build(typed.method).sources(typed.suite)
+    typed.suite.check_channels(typed.data.channels, loaded)
     typed.method.check(typed)
     steps = METHODS.get(typed.method.name).build(typed.method).steps(typed.train.steps, len(typed.suite.sources))
     check_phi_moves(typed, steps)
@@ -212,6 +215,17 @@ def validate(cfg: DictConfig) -> Config:
             f"(train.steps{' x sources, for ' + typed.method.name if steps != typed.train.steps else ''})")
     check_results_dir(typed.results_dir)
     return typed
+
+
+def name_own_suite(suite: SuiteConfig) -> None:
+    """A run that names tasks of its own (``folder:``, ``torchvision:``) but no suite keeps a registered
+    suite's name (``glyphs``, the default), under which its results would be filed and printed: such a
+    suite is named after its own targets instead (``folder:birds@64`` -> ``birds``), or its own other
+    tasks if no target is one. ``suite.name=...`` names it explicitly."""
+    own = [n for n in suite.targets if ":" in n] or [n for n in [*suite.sources, *suite.validation] if ":" in n]
+    if own and suite.name in SUITES:
+        short = (re.split(r"[@?]", n.split(":", 1)[1])[0] for n in own)
+        suite.name = "+".join(dict.fromkeys(re.sub(r"[^\w.-]", "_", s) for s in short))
 
 
 def check_phi_moves(cfg: Config, steps: int) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from helpers import ROOT
 
-TINY = ["suite=toy", "seed=0", "train.steps=6", "metatest.steps=2", "runner.threads=1"]
+TINY = ["suite=toy", "seed=0", "train.steps=6", "method.reset_every=5", "metatest.steps=2", "runner.threads=1"]
 
 
 def multirun(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
