@@ -220,7 +220,7 @@ def test_an_unknown_key_in_a_suite_file_is_one_line_naming_it_and_the_file(conf,
 
 @pytest.mark.slow
 def test_a_sweep_runs_a_grid_over_a_suite_file(conf, tmp_path, capsys):
-    args = ["-", "--config-dir", str(conf), "suite=mine", "method=ours,reptile", *FAST[:4], "runner.threads=1",
-            f"results_dir={tmp_path / 'r'}", f"data.cache_dir={tmp_path / 'cache'}"]
+    args = ["-", "--config-dir", str(conf), "suite=mine", "method=ours,reptile", "method.reset_every=2", *FAST[:4],
+            "runner.threads=1", f"results_dir={tmp_path / 'r'}", f"data.cache_dir={tmp_path / 'cache'}"]
     assert sweep.main(args) == 0
     assert len(list((tmp_path / "r" / "mine").rglob("done"))) == 2
