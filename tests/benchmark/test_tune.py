@@ -170,7 +170,7 @@ def test_the_registry_refuses_a_search_key_its_config_lacks():
 
 # ---------------------------------------------------------------- plan and refusals
 def test_plan_gives_every_method_the_same_trials_and_trial_zero_its_defaults(tmp_path):
-    shared = ["suite=toy", f"results_dir={tmp_path}"]
+    shared = ["suite=toy", f"results_dir={tmp_path}", "train.steps=200"]  # every K drawn (<= 200) inside the run
     request, runs, _ = plan({"method": "ours,imaml,scratch", "trials": "2", "seeds": "[100,101]"}, shared)
     assert len(runs) == 3 * 2 * 2
     assert [r.axes for r in runs[:4]] == [{"method": "ours", "trial": t, "seed": s}

@@ -196,10 +196,11 @@ def test_a_suite_file_composes_for_run_sweep_and_tune_and_is_named_after_the_fil
     where = f"hydra.searchpath=[file://{conf}]"
     cfg = compose_config([where, "suite=mine", "runner.threads=1"])
     assert (cfg.suite.name, cfg.suite.targets) == ("mine", ["folder:birds@32"])
-    args = ["--config-dir", str(conf), "suite=mine", "method=ours,reptile", *FAST[:4], f"results_dir={tmp_path / 'r'}"]
+    args = ["--config-dir", str(conf), "suite=mine", "method=ours,reptile", "method.reset_every=2", *FAST[:4],
+            f"results_dir={tmp_path / 'r'}"]
     assert sweep.main(["-", "--status", *args]) == 0
     assert "2 runs: 2 missing" in capsys.readouterr().out
-    assert tune.main(["--config-dir", str(conf), "suite=mine", "method=ours", "trials=2", "--status", *args[4:]]) == 0
+    assert tune.main(["--config-dir", str(conf), "suite=mine", "method=ours", "trials=2", "--status", *args[5:]]) == 0
     assert "tune" not in capsys.readouterr().err
 
 
