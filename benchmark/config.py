@@ -318,7 +318,7 @@ def explain(error: Exception) -> str:
     key = key.group(1)
     unknown = re.search(r"Key '[^']+' not in '(\w+)'", cause)
     if unknown:
-        return unknown_key(key, SCHEMAS().get(unknown.group(1)))
+        return unknown_key(key, schemas().get(unknown.group(1)))
     value = re.search(r"Value '(.*)' of type '\w+' could not be converted to (\w+)", cause)
     if value:
         return f"{key}: must be {TYPE_WORDS.get(value.group(2), value.group(2))}, got {value.group(1)!r}"
@@ -337,7 +337,7 @@ def unknown_key(key: str, schema: type | None) -> str:
 
 
 @functools.cache
-def SCHEMAS() -> dict[str, type]:  # noqa: N802  (a constant, built once the registries are full)
+def schemas() -> dict[str, type]:  # a function: built once the registries are full
     """Every config dataclass by its class name (the name OmegaConf's errors give)."""
     found = {}
 

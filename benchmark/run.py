@@ -268,8 +268,9 @@ def check_overrides(argv: list[str]) -> None:
     from benchmark.config import compose_run, explain
     from benchmark.grid import config_dir_override  # here: grid imports this module
 
-    if any(a in ("-h", "--help", "--hydra-help", "-i", "--info", "--shell-completion", "-sc") for a in argv):
-        return
+    if any(a.split("=")[0] in ("-h", "--help", "--hydra-help", "-i", "--info", "--shell-completion", "-sc",
+                               "--config-name", "-cn", "--config-path", "-cp") for a in argv):
+        return  # Hydra's own flags, or another primary config than the one composed here
     folder = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--config-dir", "-cd")), None)
     folder = next((a.split("=", 1)[1] for a in argv if a.startswith("--config-dir=")), folder)
     overrides = [a for a in argv if "=" in a and not a.startswith("-")]
