@@ -17,7 +17,7 @@ their method ("K=5"), and tables and figures keep variants apart.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,10 @@ NOT_SWEPT_PREFIXES = (
 # Shown even when constant, because every reader of a table asks for them.
 ALWAYS_SHOWN = ("method.meta_lr", "method.reset_every")
 # Short names for variant labels; other keys use their last dotted component.
-SHORT_NAMES = {"method.reset_every": "K"}
+SHORT_NAMES = {"method.reset_every": "K", "train.steps": "steps"}
+# Named in a label whenever they vary, even where another key already tells the runs apart:
+# runs at two horizons are two experiments, and a row must say which ("K=100, steps=2000").
+ALWAYS_LABELLED = ("train.steps",)
 
 ID_COLUMNS = ["method", "display", "variant", "suite", "seed"]
 # What episodes.csv keeps of a ``protocol: episodes`` row of metatest.jsonl (benchmark/episodes.py).
@@ -84,13 +87,15 @@ def flatten(config: dict, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def swept_keys(configs: list[dict[str, Any]]) -> list[str]:
-    """Flattened keys whose (present) values differ across runs of one suite, plus ALWAYS_SHOWN."""
+def swept_keys(configs: list[dict[str, Any]], pooled: tuple[str, ...] = ()) -> list[str]:
+    """Flattened keys whose (present) values differ across runs of one suite, plus ALWAYS_SHOWN;
+    ``pooled`` keys (``analysis.report --pool``) never set runs apart."""
     keys: dict[str, set] = {}
     for flat in configs:
         for key, value in flat.items():
             keys.setdefault(key, set()).add(json.dumps(value))
-    swept = {k for k, values in keys.items() if len(values) > 1 and not k.startswith(NOT_SWEPT_PREFIXES)}
+    swept = {k for k, values in keys.items()
+             if len(values) > 1 and not k.startswith(NOT_SWEPT_PREFIXES) and k not in pooled}
     swept |= {k for k in ALWAYS_SHOWN if k in keys}
     return sorted(swept)
 
@@ -126,7 +131,7 @@ def label_keys(keys: list[str], records: list[dict]) -> list[str]:
     kept: list[str] = []
     for k in varying:
         tied = any(len(set(zip(values(j), values(k)))) == len(set(values(j))) == len(set(values(k))) for j in kept)
-        if not tied:
+        if not tied or k in ALWAYS_LABELLED:
             kept.append(k)
     return kept
 
@@ -151,7 +156,7 @@ def _sort_value(value: Any) -> tuple:
     return (1, 0, str(value))
 
 
-def _describe(runs: list[dict], root: Path) -> tuple[list[dict], list[str]]:
+def _describe(runs: list[dict], root: Path, pooled: tuple[str, ...] = ()) -> tuple[list[dict], list[str]]:
     """Per run: its identifying columns (method, variant, swept values...); and the swept keys."""
     flats = [flatten(r["config"]) for r in runs]
     swept: set[str] = set()
@@ -160,7 +165,7 @@ def _describe(runs: list[dict], root: Path) -> tuple[list[dict], list[str]]:
         by_suite.setdefault(r["summary"]["suite"], []).append(i)
     infos: list[dict] = [{} for _ in runs]
     for idx in by_suite.values():
-        keys = swept_keys([flats[i] for i in idx])
+        keys = swept_keys([flats[i] for i in idx], pooled)
         swept |= set(keys)
         by_method: dict[str, list[int]] = {}
         for i in idx:
@@ -181,8 +186,9 @@ def _describe(runs: list[dict], root: Path) -> tuple[list[dict], list[str]]:
     return infos, sorted(swept)
 
 
-def collect(root: str | Path, only: set[Path] | None = None) -> Collection:
-    """Every complete run under ``root`` (or only those folders) as runs / curves / training frames."""
+def collect(root: str | Path, only: set[Path] | None = None, pooled: tuple[str, ...] = ()) -> Collection:
+    """Every complete run under ``root`` (or only those folders) as runs / curves / training frames.
+    Runs that differ in a config key are different variants, unless the key is in ``pooled``."""
     root = Path(root)
     complete, diverged, incomplete = find_run_dirs(root)
     if only is not None:
@@ -195,7 +201,7 @@ def collect(root: str | Path, only: set[Path] | None = None) -> Collection:
             runs.append(load_run(folder, root))
         except Unreadable as e:
             unreadable.append(str(e))
-    infos, swept = _describe(runs, root)
+    infos, swept = _describe(runs, root, pooled)
     id_cols = ID_COLUMNS + swept
     run_rows, curve_rows, train_rows, validation_rows, limited_rows, episode_rows = [], [], [], [], [], []
     for run, info in zip(runs, infos):
@@ -240,6 +246,18 @@ def collect(root: str | Path, only: set[Path] | None = None) -> Collection:
         diverged=[diverged_line(f, root) for f in diverged],
         unreadable=unreadable,
     )
+
+
+def without_seeds(collection: Collection, seeds: set[int]) -> tuple[Collection, int]:
+    """The collection without the runs on ``seeds`` (tuning seeds), and how many runs that left out."""
+    runs = collection.runs
+    if runs.empty or not seeds:
+        return collection, 0
+    dropped = runs.loc[runs["seed"].isin(seeds), "run_dir"].nunique()
+    frames = {name: (df[~df["seed"].isin(seeds)].reset_index(drop=True) if not df.empty else df)
+              for name in ("runs", "curves", "training", "validation", "limited", "episodes")
+              for df in [getattr(collection, name)]}
+    return replace(collection, **frames), int(dropped)
 
 
 def _frame(rows: list[dict], swept: list[str]) -> pd.DataFrame:

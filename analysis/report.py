@@ -17,6 +17,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -25,18 +26,23 @@ from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
+import benchmark
 from analysis import horizon, horizon_plots, plots, protocol, tables, verdicts
 from benchmark import logs
-from analysis.collect import Collection, collect, row_labels
+from analysis.collect import Collection, collect, row_labels, without_seeds
 
 CSV_OPTIONS = {"keep_default_na": False, "na_values": [""]}  # a target named "NA" stays a name
 # Always text, whatever they hold: a commit or hash of digits only, phi_step "100" beside "final".
 TEXT_COLUMNS = ["method", "display", "variant", "suite", "target", "phi_step", "task", "git_commit",
                 "config_hash", "run_dir", "body"]
 MARKER = "summary.md"  # a folder holding it is a report this command may replace
+KEPT = ("runs.tar.gz",)  # not written by a report, but kept when one is replaced: the raw runs behind a reference
+SOURCE = re.compile(r"^From `([^`]*)`", re.MULTILINE)  # summary.md's provenance: the results folder it was made from
 SKIPPED = "skipped.json"  # the skipped runs' lists, which no CSV holds
 SKIPPED_KINDS = ("diverged", "incomplete", "unreadable")
+CONF = Path(benchmark.__file__).resolve().parent / "conf"  # its selected/ holds the committed selections
 log = logging.getLogger("lsml")
 
 
@@ -163,7 +169,9 @@ def suite_section(suite: str, frames: dict[str, pd.DataFrame], swept: list[str],
              "### Figures", ""]
     for title, paths, why_not in figures:
         if paths:
-            lines += [f"- [{title}]({paths[0].name}) ([PDF]({paths[1].name}))  ", f"  ![{title}]({paths[0].name})"]
+            # The PDF lies beside the PNG in every report this writes, but git keeps the committed
+            # references' PDFs out (.gitignore): named, not linked, so no link there is dead.
+            lines += [f"- [{title}]({paths[0].name}) (also `{paths[1].name}`)  ", f"  ![{title}]({paths[0].name})"]
         else:
             lines.append(f"- {title}: not drawn ({why_not})")
     return [*lines, ""]
@@ -218,7 +226,7 @@ def episodes_section(suite: str, episodes: pd.DataFrame, out: Path, suffix: str)
     return lines
 
 
-def write_report(results: Path, collection: Collection, out: Path) -> None:
+def write_report(results: str | Path, collection: Collection, out: Path) -> None:
     frames = write_csvs(collection, out)
     runs = frames["runs"]
     style = plots.styles(runs)  # one colour per method across suites and figures
@@ -270,10 +278,29 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # another user's live process
         return True
     return True
+def tuning_seeds(*folders: Path | None) -> dict[int, Path]:
+    """Each tuning seed that a selection file under ``folders`` names (``selected/<suite>/<method>.yaml``,
+    as benchmark.tune writes them and benchmark/conf/selected/ holds the committed ones), with one such file."""
+    seeds: dict[int, Path] = {}
+    for folder in folders:
+        if folder is None or not folder.is_dir():
+            continue
+        for path in sorted(folder.rglob("selected/*/*.yaml")):
+            try:
+                record = yaml.safe_load(path.read_text())
+            except (OSError, UnicodeDecodeError, yaml.YAMLError):
+                continue
+            for seed in (record.get("tuning_seeds") or []) if isinstance(record, dict) else []:
+                seeds.setdefault(int(seed), path)
+    return seeds
 
 
 def replace_dir(new: Path, out: Path) -> None:
-    """Move ``new`` to ``out``; an old report there is renamed away first, then deleted."""
+    """Move ``new`` to ``out``; an old report there is renamed away first, then deleted
+    (its ``KEPT`` files are carried over first)."""
+    for name in KEPT:
+        if (out / name).is_file() and not (new / name).exists():
+            shutil.copy2(out / name, new / name)
     if out.exists():
         old = out.with_name(f".{out.name}.old-{os.getpid()}")
         out.rename(old)
@@ -323,6 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="report folder (default: <results>/report)")
     parser.add_argument("--tune", type=Path, help="the results folder of the benchmark.tune that chose the runs' "
                         "hyperparameters: adds the protocol, the selection gap and the sensitivity figure")
+    parser.add_argument("--pool", action="append", default=[], metavar="KEY",
+                        help="pool runs that differ only in this config key into one row (e.g. train.steps: runs at "
+                        "several horizons, which are otherwise rows of their own); repeatable")
     parser.add_argument("--log-level", default="INFO", choices=logs.LEVELS, help="messages on stderr (default INFO)")
     args = parser.parse_args(argv)
     logs.setup(args.log_level)
@@ -340,7 +370,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {out} exists and is not a report folder; refusing to replace it", file=sys.stderr)
         return 2
 
-    collection = from_report(results) if is_report else collect(results)
+    collection = from_report(results) if is_report else collect(results, pooled=tuple(args.pool))
+    seeds = tuning_seeds(results, args.tune, CONF)
+    present = set() if collection.runs.empty else {int(s) for s in pd.unique(collection.runs["seed"])}
+    hit = sorted(present & set(seeds))
+    collection, left = without_seeds(collection, set(seeds))
+    if left:
+        log.warning(f"left out {left} runs on tuning seeds {hit} (named in {seeds[hit[0]]}"
+                    f"{' and others' if len({seeds[s] for s in hit}) > 1 else ''}): a tuning seed chooses "
+                    "hyperparameters, so its runs are read with --tune, never pooled into results")
+        if collection.runs.empty:
+            print(f"error: every complete run under {results} is on a tuning seed {hit}; "
+                  "give a tune's folder with --tune", file=sys.stderr)
+            return 1
     for line in collection.diverged:
         log.warning(f"skipped diverged run: {line}")
     for path in collection.incomplete:
@@ -369,7 +411,11 @@ def main(argv: list[str] | None = None) -> int:
             protocol.write(tmp, *tuned)
         elif is_report and (kept := protocol.read(results)):  # regenerated: keep its protocol
             protocol.write(tmp, *kept)
-        write_report(args.results, collection, tmp)  # the path as the user gave it
+        # The path as the user gave it; regenerated in place, the report keeps the one it was made
+        # from, so that regenerating a committed reference leaves git clean.
+        source = (found.group(1) if is_report and (found := SOURCE.search((results / MARKER).read_text()))
+                  else str(args.results))
+        write_report(source, collection, tmp)
         replace_dir(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

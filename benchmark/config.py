@@ -8,6 +8,8 @@ compute; an error names the key.
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 import os
 import re
@@ -196,6 +198,7 @@ def validate(cfg: DictConfig) -> Config:
     from tasks.user import resolve_suite
 
     cfg = _named_suite(cfg)
+    unknown_keys(cfg)
     try:
         typed = OmegaConf.to_object(cfg)
     except Exception as e:  # OmegaConf wraps __post_init__ errors; keep their message
@@ -204,10 +207,14 @@ def validate(cfg: DictConfig) -> Config:
         raise ValueError(msg) from None
     resolve_suite(typed.suite, typed.data, typed.method)  # folder: and torchvision: tasks, path-free
     typed.suite.check()  # again, on the resolved names
-    typed.suite.check_channels(typed.data.channels)
+    name_own_suite(typed.suite)
     require(typed.method.name in METHODS, "method.name", f"unknown; valid: {', '.join(METHODS)}")
+    # The tasks the run loads: a suite's finetune_source only counts for a method that trains on it.
+    loaded = METHODS.get(typed.method.name).build(typed.method).sources(typed.suite)
+    typed.suite.check_channels(typed.data.channels, loaded)
     typed.method.check(typed)
     steps = METHODS.get(typed.method.name).build(typed.method).steps(typed.train.steps, len(typed.suite.sources))
+    check_phi_moves(typed, steps)
     late = [s for s in typed.metatest.at_steps if s > steps]
     require(not late, "metatest.at_steps", f"{late} lie beyond the run's last step, {steps} "
             f"(train.steps{' x sources, for ' + typed.method.name if steps != typed.train.steps else ''})")
@@ -238,6 +245,30 @@ def _numbers(node: Any, prefix: str) -> Iterator[tuple[str, float]]:
             yield from _numbers(value, prefix)
     elif isinstance(node, float):
         yield prefix, node
+def name_own_suite(suite: SuiteConfig) -> None:
+    """A run that names tasks of its own (``folder:``, ``torchvision:``) but no suite keeps a registered
+    suite's name (``glyphs``, the default), under which its results would be filed and printed: such a
+    suite is named after its own targets instead (``folder:birds@64`` -> ``birds``), or its own other
+    tasks if no target is one. ``suite.name=...`` names it explicitly."""
+    own = [n for n in suite.targets if ":" in n] or [n for n in [*suite.sources, *suite.validation] if ":" in n]
+    if own and suite.name in SUITES:
+        short = (re.split(r"[@?]", n.split(":", 1)[1])[0] for n in own)
+        suite.name = "+".join(dict.fromkeys(re.sub(r"[^\w.-]", "_", s) for s in short))
+
+
+def check_phi_moves(cfg: Config, steps: int) -> None:
+    """A run whose method would first update phi after its last step is an error naming the keys:
+    it would meta-test phi_0 as if it had been meta-trained (e.g. Reptile, which updates phi
+    every K steps, with K > train.steps)."""
+    first = METHODS.get(cfg.method.name).build.first_update(cfg.method)
+    if first is None or first <= steps:
+        return
+    every = cfg.method.aggregate_every
+    follows = every == getattr(cfg.method, "reset_every", None)
+    key = "method.reset_every" if follows else "method.aggregate_every"
+    raise ValueError(f"{key}: {cfg.method.name} first updates phi at inner step {first} (method.aggregate_every = "
+                     f"{every}{', as method.reset_every' if follows else ''}), after the run's last, "
+                     f"train.steps = {steps}: phi would never move; make it at most {steps}, or raise train.steps")
 
 
 def _named_suite(cfg: DictConfig) -> DictConfig:
@@ -316,6 +347,75 @@ def compose_run(overrides: list[str]) -> DictConfig:
 
 
 SUITE_KEYS = ("name", "sources", "targets", "validation", "finetune_source")
+TYPE_WORDS = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false"}
+
+
+def explain(error: Exception) -> str:
+    """A Hydra or OmegaConf composition error as one line naming the key and what it accepts
+    (Hydra's own message runs over several lines, lists its search path, and for an unknown
+    key suggests ``+key=``, which would only add a key that nothing reads)."""
+    text, cause = str(error), str(error.__cause__ or error)
+    choice = re.search(r"Could not find '(?:[^']*/)?([^'/]+)'\s+Available options in '([^']+)':\n((?:\t\S+\n?)*)",
+                       text)
+    if choice:
+        return f"{choice.group(2)}: unknown choice {choice.group(1)!r}; valid: {', '.join(choice.group(3).split())}"
+    key = re.search(r"full_key: (\S+)", cause)
+    if key is None:  # e.g. a syntax error: Hydra's first line, and where its grammar is
+        return " ".join(text.split("\nConfig search path")[0].split())
+    key = key.group(1)
+    unknown = re.search(r"Key '[^']+' not in '(\w+)'", cause)
+    if unknown:
+        return unknown_key(key, schemas().get(unknown.group(1)))
+    value = re.search(r"Value '(.*)' of type '\w+' could not be converted to (\w+)", cause)
+    if value:
+        return f"{key}: must be {TYPE_WORDS.get(value.group(2), value.group(2))}, got {value.group(1)!r}"
+    value = re.search(r"Value '(.*)' is not a valid bool", cause)
+    if value:
+        return f"{key}: must be true or false, got {value.group(1)!r}"
+    return f"{key}: {cause.splitlines()[0]}"
+
+
+def unknown_key(key: str, schema: type | None) -> str:
+    parent = key.rpartition(".")[0]
+    if schema is None:
+        return f"{key}: unknown key"
+    valid = ", ".join(f.name for f in dataclasses.fields(schema))
+    return f"{key}: unknown key; valid keys{' of ' + parent if parent else ''}: {valid}"
+
+
+@functools.cache
+def schemas() -> dict[str, type]:  # a function: built once the registries are full
+    """Every config dataclass by its class name (the name OmegaConf's errors give)."""
+    found = {}
+
+    def walk(cls: type) -> None:
+        found[cls.__name__] = cls
+        for f in dataclasses.fields(cls):
+            kind = f.type if isinstance(f.type, type) else globals().get(str(f.type))
+            if isinstance(kind, type) and dataclasses.is_dataclass(kind):
+                walk(kind)
+
+    walk(Config)
+    for registry in (METHODS, MODELS):
+        for name in registry:
+            walk(registry.get(name).config)
+    return found
+
+
+def unknown_keys(cfg: DictConfig) -> None:
+    """A key added with ``+key=value`` that no schema declares is an error naming it: OmegaConf
+    would carry it along, and nothing would read it."""
+    def walk(node: DictConfig, prefix: str) -> None:
+        schema = OmegaConf.get_type(node)
+        declared = {f.name for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else None
+        for key in node.keys():
+            if declared is not None and key not in declared:
+                raise ValueError(unknown_key(f"{prefix}{key}", schema))
+            child = node._get_node(key)
+            if isinstance(child, DictConfig) and dataclasses.is_dataclass(OmegaConf.get_type(child)):
+                walk(child, f"{prefix}{key}.")
+
+    walk(cfg, "")
 
 
 def _yaml_message(error: yaml.YAMLError) -> str:

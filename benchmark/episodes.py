@@ -44,7 +44,7 @@ from omegaconf.errors import OmegaConfBaseException
 from tqdm import tqdm
 
 from benchmark import atomic
-from benchmark.config import Config
+from benchmark.config import Config, explain
 from benchmark.data import generator, normalize, stable_seed
 from benchmark.metatest import TooFewImages
 from benchmark.models import build_body
@@ -296,9 +296,13 @@ def main(argv: list[str] | None = None) -> int:
     overrides = [a for a in argv if "=" in a]
     folders = [Path(a) for a in argv if "=" not in a]
     wrong = [o for o in overrides if not o.startswith(EDITABLE)]
-    if not folders or wrong:
-        print(f"error: {'cannot change ' + ', '.join(wrong) + ' of a finished run' if wrong else 'no run folder'}"
-              " (--help shows the keys it takes)", file=sys.stderr)
+    if wrong:
+        print(f"error: {wrong[0].lstrip('+~').split('=')[0]}: not a key benchmark.episodes changes in a finished run; "
+              "valid: metatest.episodes, metatest.episode_*, runner.device, runner.threads, "
+              f"{', '.join('data.' + k for k in MACHINE_KEYS)}, log.level (--help)", file=sys.stderr)
+        return 2
+    if not folders:
+        print("error: no run folder (--help)", file=sys.stderr)
         return 2
     try:
         logs.setup(logs.level_from(overrides))
@@ -309,8 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     for folder in folders:
         try:
             print_rows(folder, score_run(folder, overrides))
-        except (ValueError, FileNotFoundError) as e:  # ImpossibleEpisodes, a bad key or folder
-            print(f"error: {e}", file=sys.stderr)
+        except (ValueError, FileNotFoundError, OmegaConfBaseException) as e:  # ImpossibleEpisodes, a bad key or folder
+            print(f"error: {explain(e) if isinstance(e, OmegaConfBaseException) else e}", file=sys.stderr)
             code = code or 2
         except RunBusy as e:
             print(f"error: {e}", file=sys.stderr)

@@ -43,7 +43,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from benchmark import selection
-from benchmark.config import compose_config, compose_run, validate
+from benchmark.config import compose_config, compose_run, explain, validate
 from benchmark.launchers import LocalSettings, Run, SlurmSettings
 from benchmark.storage import RunDir
 from methods.base import METHODS
@@ -309,8 +309,8 @@ def unique_runs(runs: list[Run]) -> list[Run]:
 
 
 def hydra_message(error: Exception) -> str:
-    """A composition error's message without Hydra's search-path listing."""
-    return str(error).split("\nConfig search path")[0].strip()
+    """A composition error as one line naming the key and what it accepts (config.explain)."""
+    return explain(error) if isinstance(error, (HydraException, OmegaConfBaseException)) else str(error)
 
 
 def compose_points(points: list[tuple[dict[str, str], list[str]]]) -> list[Run]:
@@ -326,12 +326,8 @@ def compose_points(points: list[tuple[dict[str, str], list[str]]]) -> list[Run]:
                 errors.setdefault(message, []).append(" ".join(f"{k}={v}" for k, v in axes.items()))
                 continue
             runs.append(Run(overrides, axes, RunDir(OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True))))
-    if len(errors) == 1:  # one line: one reason, whichever runs it stops
-        (message, pts), = errors.items()
-        raise GridError(f"{message} (in {len(pts)} of {len(points)} runs, e.g. {pts[0] or 'the only run'}); "
-                        "nothing was started")
-    if errors:
-        text = "\n".join(f"{msg}\n  (in {len(pts)} of {len(points)} runs, e.g. {pts[0] or 'the only run'})"
-                         for msg, pts in errors.items())
-        raise GridError(f"invalid runs, nothing was started:\n{text}")
+    if errors:  # one line per distinct error
+        raise GridError("\nerror: ".join(
+            f"{msg} (in {len(pts)} of {len(points)} runs, e.g. {pts[0] or 'the only run'}; nothing was started)"
+            for msg, pts in errors.items()))
     return runs

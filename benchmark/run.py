@@ -9,13 +9,17 @@ Examples::
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import sys
 import time
+import traceback
 
 import hydra
 import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from benchmark import atomic, distributed, episodes, logs
@@ -207,7 +211,23 @@ def print_table(run: RunDir) -> None:
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> int:
+    """Run one job and exit with its code; a job of a multirun returns it instead, so the
+    multirun goes on to the next job (``benchmark.multirun`` reports them all at the end)."""
+    if HydraConfig.get().mode == RunMode.MULTIRUN and distributed.place_from_env() is None:
+        try:
+            return job(cfg)
+        except Exception:  # noqa: BLE001  (a bug in one job: its traceback, and the next job)
+            traceback.print_exc()
+            return EXIT_FAILED
+    code = job(cfg)
+    if distributed.place_from_env() is not None:  # a rank under torchrun or srun
+        distributed.exit_rank(code)
+    sys.exit(code)
+
+
+def job(cfg: DictConfig) -> int:
+    """Validate, run and print one run's table; its exit code."""
     try:
         typed = validate(cfg)
         distributed.check_device(typed.runner.device)  # this machine's devices, before any compute
@@ -215,7 +235,7 @@ def main(cfg: DictConfig) -> None:
             check_compile(distributed.device_for(typed.runner.device, distributed.place_from_env()))
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
-        sys.exit(EXIT_CONFIG)
+        return EXIT_CONFIG
     logs.setup(typed.log.level)
     code = EXIT_FAILED
     try:
@@ -239,34 +259,53 @@ def main(cfg: DictConfig) -> None:
               file=sys.stderr)
     if code == 0 and run.done:
         print_table(run)
-    if distributed.place_from_env() is not None:  # a rank under torchrun or srun
-        distributed.exit_rank(code)
-    sys.exit(code)
+    return code
 
 
-def check_suite_file(argv: list[str]) -> None:
-    """``--config-dir D suite=<file>``: an unknown key in the suite file is one line naming it
-    and the file, and exit code 2 (Hydra would fail first, with four lines, inside ``main``)."""
-    folder = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--config-dir", "-cd")), None)
-    folder = next((a.split("=", 1)[1] for a in argv if a.startswith("--config-dir=")), folder)
-    if folder is None:
-        return
+def check_overrides(argv: list[str]) -> None:
+    """Compose the command line's config before Hydra does, so that a bad key, an unknown
+    choice or a bad value is one line naming the key and what it accepts, and exit code 2
+    (Hydra's own message runs over several lines, with exit code 1). Under ``-m`` every job
+    of the multirun is composed and validated first, so none runs if one is bad."""
     from hydra import initialize_config_module
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
-    from benchmark.config import compose_run
+    from benchmark.config import compose_run, explain
     from benchmark.grid import config_dir_override  # here: grid imports this module
 
+    if any(a.split("=")[0] in ("-h", "--help", "--hydra-help", "-i", "--info", "--shell-completion", "-sc",
+                               "--config-name", "-cn", "--config-path", "-cp") for a in argv):
+        return  # Hydra's own flags, or another primary config than the one composed here
+    folder = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--config-dir", "-cd")), None)
+    folder = next((a.split("=", 1)[1] for a in argv if a.startswith("--config-dir=")), folder)
     overrides = [a for a in argv if "=" in a and not a.startswith("-")]
+    multirun = any(a in ("-m", "--multirun") for a in argv)
     try:
+        parser = OverridesParser.create()
+        parsed = []
+        for text in overrides:
+            try:
+                parsed.append(parser.parse_override(text))
+            except HydraException as e:
+                raise ValueError(f"{text}: cannot parse ({str(e).splitlines()[0]})") from None
+        axes = [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] if multirun and o.is_sweep_override()
+                else [o.input_line] for o in parsed]
+        extra = [config_dir_override(folder)] if folder else []
         with initialize_config_module("benchmark.conf", version_base="1.3"):
-            compose_run([*overrides, config_dir_override(folder)])
+            for point in itertools.product(*axes):
+                cfg = compose_run([*point, *extra])
+                if multirun:  # a single run validates in main, before any compute
+                    validate(cfg)
+    except (HydraException, OmegaConfBaseException) as e:
+        print(f"error: {explain(e)}", file=sys.stderr)
+        sys.exit(EXIT_CONFIG)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(EXIT_CONFIG)
-    except Exception:  # noqa: BLE001  (anything else: Hydra reports it in main, as ever)
-        return
 
 
 if __name__ == "__main__":
-    check_suite_file(sys.argv[1:])
+    check_overrides(sys.argv[1:])
     main()

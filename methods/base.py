@@ -108,6 +108,17 @@ class Method:
         """Inner steps per learner, given ``train.steps`` and the suite's source count."""
         return steps
 
+    @classmethod
+    def first_update(cls, cfg: MethodConfig) -> int | None:
+        """The first inner step at which the policy changes phi; None: never (scratch, by design).
+        The schedule is the base's: a method with ``aggregate_every`` (``MetaConfig``) updates phi
+        at its multiples, every other meta-training method at every step. A run whose last step
+        comes before it is refused (``benchmark.config.validate``): phi would stay phi_0, silently.
+        A method with another schedule overrides this."""
+        if not cls.meta_trains:
+            return None
+        return cfg.aggregate_every if isinstance(cfg, MetaConfig) else 1
+
     def state_dict(self) -> dict[str, Any]:
         return {}
 

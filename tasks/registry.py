@@ -103,14 +103,24 @@ class SuiteConfig:
             raise ValueError(f"{key}: unknown task {name!r}; valid task names: {', '.join(TASKS)}, "
                              "or folder:<path>, torchvision:<Name>")
 
-    def check_channels(self, channels: int | None) -> None:
-        """One body needs one input format: every task's channel count agrees, or ``data.channels``
-        converts them."""
-        used = [*self.sources, *self.targets, *self.validation, *([self.finetune_source] if self.finetune_source else [])]
-        found = {TASKS.get(n).channels for n in used}
-        if len(found) > 1 and not channels:
-            raise ValueError(f"suite: tasks mix channel counts {sorted(found)}; one body needs one input format "
-                             "(data.channels=1 or 3 converts them)")
+    def check_channels(self, channels: int | None, trained: list[str] | None = None) -> None:
+        """One body needs one input format: the channel counts of the tasks a run loads (those it
+        trains on, ``trained``: by default the sources and the fine-tuning source; the targets and
+        validation tasks) agree, or ``data.channels`` converts them. The error names each task with
+        its role and channel count."""
+        trained = [*self.sources, *([self.finetune_source] if self.finetune_source else [])] if trained is None \
+            else trained
+        roles = {n: "suite.sources" if n in self.sources else "suite.finetune_source" if n == self.finetune_source
+                 else "method.source" for n in trained}
+        roles.update({n: "suite.targets" for n in self.targets} | {n: "suite.validation" for n in self.validation})
+        counts = {n: TASKS.get(n).channels for n in roles}
+        if len(set(counts.values())) > 1 and not channels:
+            kinds = {1: "grey (1 channel)", 3: "RGB (3 channels)"}
+            groups = "; ".join(f"{kinds.get(c, f'{c} channels')}: " + ", ".join(f"{n} ({roles[n]})" for n in counts
+                                                                            if counts[n] == c)
+                               for c in sorted(set(counts.values())))
+            raise ValueError(f"suite: tasks mix channel counts: {groups}; one body needs one input format "
+                             "(data.channels=1 or 3 converts them, or leave those tasks out)")
 
 
 @dataclass(frozen=True)

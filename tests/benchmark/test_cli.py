@@ -13,9 +13,9 @@ TOY = ["suite=toy"]
 @pytest.mark.parametrize(
     "override,expected",
     [
-        ("method=foo", ["Could not find 'method/foo'", "ours", "reptile"]),
-        ("suite=foo", ["Could not find 'suite/foo'", "glyphs", "toy"]),
-        ("model=foo", ["Could not find 'model/foo'", "convnet"]),
+        ("method=foo", ["method: unknown choice 'foo'", "ours", "reptile"]),
+        ("suite=foo", ["suite: unknown choice 'foo'", "glyphs", "toy"]),
+        ("model=foo", ["model: unknown choice 'foo'", "convnet"]),
         ("method.meta_lr=-1", ["method.meta_lr"]),
         ("method.no_such_key=1", ["no_such_key"]),
     ],

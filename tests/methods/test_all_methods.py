@@ -121,9 +121,27 @@ GOLDEN = {"ours": (153.943664, 13.858855), "reptile": (161.732717, 14.019591), "
 # +1.06 for 9 CG steps, +1.01 for lambda 0.505, -0.28 for cg_damping 0.01).
 RTOL = {"imaml": 1e-4}
 
+# The goldens hold under MKL's compatible path (MKL_CBWR=COMPATIBLE, which tests/conftest.py
+# sets). ANIL then still lands on one of two values, by the oneDNN ISA: the pair above with
+# AVX-512 or AMX convolutions, this one with AVX2 (DNNL_MAX_CPU_ISA=AVX2 on an Intel Xeon with
+# AMX, 2026-12-03), 7.2e-6 apart. Each is held at 1e-6: the smallest rule change tried moves
+# the sum by 3.4e-4, 47x that gap (meta_lr 1.0 -> 1.01; 1.3e-2 for 1.001, 4.5e-3 for inner_lr
+# 0.05 -> 0.0505).
+ALTERNATE = {"anil": (157.61965, 14.675367)}
+
 
 def assert_golden(name: str, phi: tuple[float, float]) -> None:
-    torch.testing.assert_close(phi, GOLDEN[name], rtol=RTOL.get(name, 1e-6), atol=1e-5, msg=lambda m: f"{name}: {m}")
+    def check(expected):
+        torch.testing.assert_close(phi, expected, rtol=RTOL.get(name, 1e-6), atol=1e-5, msg=lambda m: f"{name}: {m}")
+
+    if name in ALTERNATE and not _close(phi, GOLDEN[name], RTOL.get(name, 1e-6)):
+        check(ALTERNATE[name])
+    else:
+        check(GOLDEN[name])
+
+
+def _close(phi: tuple[float, float], expected: tuple[float, float], rtol: float) -> bool:
+    return all(abs(a - b) <= 1e-5 + rtol * abs(b) for a, b in zip(phi, expected))
 
 
 def golden_phi(name: str, results_dir) -> tuple[float, float]:

@@ -1,0 +1,72 @@
+"""A report that cannot mislead: runs on a tuning seed are left out (they belong to --tune), runs
+at two horizons are two rows unless pooled on request, a regenerated report keeps its provenance
+and the raw runs archived beside it, and no link points at a PDF that git leaves out."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from analysis.report import main
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
+from make_runs import config, metrics, run_id, write  # noqa: E402
+
+TARGETS = ["toy_e", "toy_f"]
+
+
+def make_run(root: Path, seed: int, steps: int = 20, reset_every: int = 10, acc: float = 0.8) -> None:
+    cfg = config({"name": "ours", "meta_lr": 0.1, "reset_every": reset_every, "aggregate_every": 1,
+                  "hard_reset": False}, seed, TARGETS, [])
+    cfg["train"]["steps"] = steps
+    rows = [{**r, "step": r["step"] * steps // 20, "inner_steps": r["inner_steps"] * steps // 20} for r in metrics(seed)]
+    final = {t: acc for t in TARGETS}
+    rid = run_id(cfg)
+    write(root / "toy" / "ours" / rid, cfg,
+          {"metrics": rows, "metatest": [{"target": t, "phi_step": "final", "accuracy": acc} for t in TARGETS]},
+          {"method": "ours", "suite": "toy", "seed": seed, "run_id": rid, "inner_steps": 4 * steps,
+           "wall_seconds": 1.0, "target_accuracy": final, "mean_accuracy": acc, "git_commit": "abc1234"})
+
+
+def report(root: Path, out: Path, *extra: str) -> pd.DataFrame:
+    assert main([str(root), "--out", str(out), *extra]) == 0
+    return pd.read_csv(out / "runs.csv")
+
+
+def test_runs_on_tuning_seeds_are_left_out(tmp_path, capsys):
+    root = tmp_path / "results"
+    for seed in (0, 1, 100, 7):
+        make_run(root, seed)
+    # 100: a tuning seed of the committed selections (benchmark/conf/selected); 7: of a tune in the folder
+    selected = root / "tune" / "selected" / "toy"
+    selected.mkdir(parents=True)
+    (selected / "ours.yaml").write_text(yaml.safe_dump({"method": "ours", "tuning_seeds": [7]}))
+    runs = report(root, tmp_path / "r")
+    assert sorted(runs["seed"].unique()) == [0, 1]
+    assert "left out 2 runs on tuning seeds [7, 100]" in capsys.readouterr().err
+
+
+def test_horizons_are_rows_of_their_own_unless_pooled(tmp_path):
+    root = tmp_path / "results"
+    for seed in (0, 1):
+        make_run(root, seed, steps=20, reset_every=10)
+        make_run(root, seed, steps=40, reset_every=5)  # K and steps change together: steps still named
+    runs = report(root, tmp_path / "r")
+    assert sorted(runs["variant"].unique()) == ["K=10, steps=20", "K=5, steps=40"]
+    pooled = report(root, tmp_path / "p", "--pool", "train.steps")
+    assert sorted(pooled["variant"].unique()) == ["K=10", "K=5"]
+
+
+def test_regenerating_in_place_keeps_provenance_and_archive_and_links_no_pdf(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    make_run(Path("results"), 0)
+    report(Path("results"), Path("ref"))
+    (Path("ref") / "runs.tar.gz").write_bytes(b"raw runs")
+    before = (Path("ref") / "summary.md").read_text()
+    assert "From `results`:" in before
+    assert main(["ref"]) == 0  # regenerated from its own CSVs
+    assert (Path("ref") / "summary.md").read_text() == before
+    assert (Path("ref") / "runs.tar.gz").read_bytes() == b"raw runs"
+    assert ".pdf)" not in before and "(also `training_loss.pdf`)" in before
