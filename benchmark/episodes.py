@@ -248,9 +248,8 @@ def _config(folder: Path, overrides: list[str]) -> tuple[RunDir, Config]:
                              OmegaConf.from_dotlist(overrides))
     try:
         cfg = from_container(OmegaConf.to_container(merged, resolve=True))
-    except OmegaConfBaseException as e:  # a key the schema does not have (metatest.episode_shot=5)
-        key = getattr(e, "full_key", "") or "?"
-        raise ValueError(f"{key}: {str(e).splitlines()[0]}") from None
+    except OmegaConfBaseException as e:  # a key the schema does not have (metatest.episode_shot=5), a bad value
+        raise ValueError(explain(e)) from None
     if cfg.metatest.episodes < 1:  # 0 turns episodes off in a run; here there would be nothing to score
         raise ValueError(f"metatest.episodes: must be >= 1 to score episodes, got {cfg.metatest.episodes}")
     return run, cfg

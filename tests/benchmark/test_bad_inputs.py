@@ -39,7 +39,6 @@ EPISODES = "benchmark.episodes"
 REPORT = "analysis.report"
 TOY = ["suite=toy", "train.steps=2", "metatest.steps=1", "runner.threads=1", "results_dir={out}"]
 TUNE_TOY = ["--status", "method=ours", "trials=1", *TOY]
-ISSUE_24 = pytest.mark.xfail(strict=False, reason="issue 24: Hydra's errors as one line, exit 2")
 
 
 def row(module, args, fragment, code=2, marks=()):
@@ -121,10 +120,11 @@ ROWS = [
     run("--config-dir", "{suite_dir}", "suite=toplist", fragment="toplist.yaml"),
     run("--config-dir", "{suite_dir}", "suite=hello", fragment="hello.yaml"),
     run("--config-dir", "{suite_dir}", "suite=unknown", fragment="suite.sourcez"),
-    # -- issue 24 owns Hydra's own errors
-    run("train.stepz=20", fragment="train.stepz", marks=ISSUE_24),
-    run("method=reptil", fragment="method", marks=ISSUE_24),
-    run("train.steps=abc", fragment="train.steps", marks=ISSUE_24),
+    # -- Hydra's own errors (an unknown key, choice or type), in one line too
+    run("train.stepz=20", fragment="train.stepz: unknown key"),
+    run("method=reptil", fragment="method: unknown choice 'reptil'; valid:"),
+    run("train.steps=abc", fragment="train.steps: must be an integer"),
+    run("method=reptile", "train.steps=20", "method.reset_every=100", fragment="method.reset_every"),
     # -- sweeps: grid files, selections, and the run values above
     sweep(grid="{grid_bracket}", fragment="grid_bracket.yaml"),
     sweep(grid="{grid_list}", fragment="grid_list.yaml"),
