@@ -39,8 +39,10 @@ test-fast: setup
 # The raw runs behind results/reference/glyphs-long (their small files, no checkpoints), packed so
 # that a user's results/ holds only the user's runs: unpacked into results/long and results/long-tune
 # (ignored by git), where analysis.report and benchmark.sweep find them as before.
+# The committed reference runs (small files only), unpacked where their sweeps and tunes find them done:
+# glyphs-long: results/long, results/long-tune; glyphs: results/tune, results/protocol.
 reference-runs:
-	tar -xzf results/reference/glyphs-long/runs.tar.gz -C results
+	for a in results/reference/*/runs.tar.gz; do tar -xzf $$a -C results; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache
