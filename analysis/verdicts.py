@@ -91,7 +91,7 @@ def table(frame: pd.DataFrame, suite: str) -> Table:
         "P(X > Y)": [f"{num(m, '.2f')} [{num(lo, '.2f')}, {num(hi, '.2f')}]" for m, lo, hi in
                      zip(frame["p_improvement"], frame["p_improvement_lo"], frame["p_improvement_hi"])],
         "Verdict": frame["decision"].tolist(),
-    }, index=[f"{x} vs {y}" for x, y in zip(frame["x"], frame["y"])])
+    }, index=[f"{x} vs {y}" for x, y in zip(frame["x"], frame["y"])], dtype=object)  # (no pairs: still text)
     false = pd.DataFrame(False, index=cells.index, columns=cells.columns)
     bold = false.copy()
     bold["Verdict"] = (frame["decision"] != "not separated").to_numpy()

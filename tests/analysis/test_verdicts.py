@@ -67,3 +67,14 @@ def test_pairs_cover_cts_fomaml_pp_against_reptile_and_each_k_pair():
     chosen = {"CTS (ours), K=100", "Reptile", "FOMAML++"}
     assert pairs(frame, chosen) == [("CTS (ours), K=100", "Reptile"), ("CTS (ours), K=100", "FOMAML++"),
                                     ("FOMAML++", "Reptile"), ("CTS (ours), K=10", "CTS (ours), K=100")]
+
+
+def test_a_report_without_pairs_gets_an_empty_verdict_table_not_a_crash():
+    """A folder of one method (a user's first run) has no pair to judge."""
+    from analysis.tables import to_markdown
+
+    frame = runs({"ours": [(0.7, 0.7), (0.72, 0.72)]})
+    imp = probability_of_improvement(scores(frame), reps=50)
+    found = verdicts(frame, imp, pairs(frame, {"CTS (ours)"}))
+    assert found.empty
+    assert to_markdown(table(found, "toy"), corner="X vs Y").startswith("| X vs Y | Seeds |")

@@ -87,7 +87,7 @@ def test_tune_submits_one_array_then_selects_the_best_trial(slurm_cluster, tmp_p
     monkeypatch.chdir(ROOT)  # a job runs where it was submitted from
     # 30 steps, not 10: at 10 both trials score the same and only the tie-break would be tested.
     shared = ["suite=toy", f"results_dir={tmp_path}", "train.steps=30", "metatest.steps=3", "runner.threads=1"]
-    args = ["method=ours", "trials=2", *shared, *SLURM]
+    args = ["method=ours", "trials=2", "seeds=[100]", *shared, *SLURM]
     assert tune.main(args) == 0
     out = capsys.readouterr().out
     assert "2 runs: 2 missing; 2 to submit" in out and "not selected yet" in out, out
@@ -106,7 +106,7 @@ def test_tune_submits_one_array_then_selects_the_best_trial(slurm_cluster, tmp_p
     assert json.loads((tmp_path / ".submitit" / "submitted.json").read_text()) == records  # nothing resubmitted
 
     # The best trial, from the run folders themselves (one tuning seed: a trial's score is its run's).
-    _, runs, _ = tune.plan({"method": "ours", "trials": "2"}, shared)
+    _, runs, _ = tune.plan({"method": "ours", "trials": "2", "seeds": "[100]"}, shared)
     scores = {int(r.axes["trial"]): json.loads((r.dir.path / "summary.json").read_text())["validation_mean"]
               for r in runs}
     assert len(set(scores.values())) == 2, scores
