@@ -22,7 +22,7 @@ import seaborn as sns
 
 from analysis.collect import row_labels
 from analysis.horizon import reach, seed_curves
-from analysis.plots import RC, SIZE, Style, _clip_to_percent, _legend, _save, seeds_note
+from analysis.plots import RC, SIZE, Style, _legend, _save, finish_errorbars, seeds_note
 from analysis.stats import t_interval
 from analysis.tables import MEAN, seed_scores
 
@@ -96,15 +96,7 @@ def limited_data(limited: pd.DataFrame, runs: pd.DataFrame, style: dict[str, Sty
             s = style[row]
             ax.errorbar(sizes, [iv.mean for iv in ivs], yerr=[iv.half_width for iv in ivs], color=s.color,
                         marker=s.marker, ls=s.linestyle, capsize=2, elinewidth=0.8, label=row)
-        ax.set_xscale("log")
-        ax.set_xticks(sizes, [str(n) for n in sizes])
-        ax.minorticks_off()
-        _clip_to_percent(ax)
-        ax.set_xlabel("Training images per target class")
-        ax.set_ylabel("Mean target accuracy (%)")
-        ax.set_title(seeds_note(mean, "bars: 95% t-interval over seeds"), fontsize=6.5)
-        _legend(fig, *ax.get_legend_handles_labels())
-        return _save(fig, out, stem)
+        return finish_errorbars(fig, ax, sizes, True, "Training images per target class", mean, out, stem)
 
 
 def paired_differences(runs: pd.DataFrame, lead: str, others: list[str], style: dict[str, Style], out: Path,

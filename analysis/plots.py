@@ -252,16 +252,23 @@ def accuracy_vs_k(runs: pd.DataFrame, swept: list[str], style: dict[str, Style],
                         capsize=2, elinewidth=0.8)
             ks |= set(ci[K])
         ks = sorted(ks)
-        if ks[-1] / ks[0] > 10:
-            ax.set_xscale("log")
-        ax.set_xticks(ks, [str(k) for k in ks])
-        ax.minorticks_off()
-        _clip_to_percent(ax)
-        ax.set_xlabel("K (method.reset_every)")
-        ax.set_ylabel("Mean target accuracy (%)")
-        ax.set_title(seeds_note(df, "bars: 95% t-interval over seeds"), fontsize=6.5)
-        _legend(fig, *ax.get_legend_handles_labels())
-        return _save(fig, out, stem)
+        return finish_errorbars(fig, ax, ks, ks[-1] / ks[0] > 10, "K (method.reset_every)", df, out, stem)
+
+
+def finish_errorbars(fig: plt.Figure, ax: plt.Axes, ticks: list, log: bool, xlabel: str, frame: pd.DataFrame,
+                     out: Path, stem: str) -> list[Path]:
+    """Mean target accuracy against a few x values (K, images per class): the values as ticks,
+    the seeds and bars stated, the legend below; saved."""
+    if log:
+        ax.set_xscale("log")
+    ax.set_xticks(ticks, [str(v) for v in ticks])
+    ax.minorticks_off()
+    _clip_to_percent(ax)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("Mean target accuracy (%)")
+    ax.set_title(seeds_note(frame, "bars: 95% t-interval over seeds"), fontsize=6.5)
+    _legend(fig, *ax.get_legend_handles_labels())
+    return _save(fig, out, stem)
 
 
 def sensitivity(trials: pd.DataFrame, style: dict[str, Style], out: Path, stem: str,
