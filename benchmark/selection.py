@@ -125,7 +125,8 @@ def margin(trials: list[Trial], chosen: Trial) -> dict[str, Any]:
     and its margin to the runner-up; "not separated" when the margin is inside the spread."""
     values = list(chosen.validation.values())
     spread = max(values) - min(values) if len(values) > 1 else None
-    others = [t for t in trials if t is not chosen and not math.isnan(t.score)]
+    # The runner-up is another configuration: a method with nothing to tune has one, run once.
+    others = [t for t in trials if t.overrides != chosen.overrides and not math.isnan(t.score)]
     if not others:
         return {"spread": spread, "runner_up": None, "margin": None, "separated": None}
     runner_up = max(others, key=lambda t: (t.score, -t.index))

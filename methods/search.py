@@ -95,7 +95,9 @@ class Choice:
 class Resets:
     """A reset period K: the ladder's values up to half the horizon (at least two resets per
     task), so a tune at 400 steps draws from {10, ..., 200} and at 2,000 up to 1,000; a
-    horizon under twice the smallest rung gets K = steps // 2."""
+    horizon under twice the smallest rung gets K = steps // 2. The cap is structural: a K past
+    half the horizon leaves Reptile one meta-update per task, at the very end, so a selection
+    at the cap is flagged as an edge but the ladder is not widened past it."""
 
     ladder: tuple[int, ...] = (10, 25, 50, 100, 200, 500, 1000)
 
@@ -172,9 +174,12 @@ def reasons(space: dict[str, Distribution]) -> dict[str, str]:
 
 # The shared ranges. One range for methods whose beta means the same thing, wide enough
 # that no selection of the 400- or 2,000-step tunes of 2026-12-01 lies in its outer 10%.
-INTERPOLATION = LogUniform(1e-3, 3.0, why=(
+# INTERPOLATION was [1e-3, 3] until the 400-step tune of 2026-12-05 selected Reptile's beta
+# 1.8, in its top 10%: widened to 10 (beta > 1 steps past the learners' mean), and retuned.
+INTERPOLATION = LogUniform(1e-3, 10.0, why=(
     "beta moves phi a fraction of the way to the learners' mean (CTS every step, Reptile and Leap every K), "
-    "so good values differ by orders of magnitude between them: 3.5 decades, 1 (plain averaging) inside"))
+    "so good values differ by orders of magnitude between them; above 1 it steps past the mean, which "
+    "Reptile chose at 400 steps (1.8): 4 decades"))
 META_GRADIENT = LogUniform(3e-3, 10.0, why=(
     "an SGD step on a mean first-order meta-gradient, whose scale depends on the loss: 3.5 decades, "
     "covering FOMAML's 0.3 and ANIL's 2.8 of the 400-step tune well inside"))

@@ -169,7 +169,7 @@ def test_the_edge_flag_marks_the_outer_tenth_of_a_log_range_and_the_end_choices(
 def test_no_committed_selection_sits_on_an_edge_of_todays_ranges_unflagged():
     """Today's shared ranges hold every selection of the 400- and 2,000-step tunes of 2026-12-01
     inside their inner 80%: the ranges were widened around them (tuning issue)."""
-    for value in (1.0, 0.1, 0.46, 0.18):  # Reptile, CTS, Leap (400), Leap (2,000)
+    for value in (1.0, 0.1, 0.46, 0.18, 1.8):  # Reptile, CTS, Leap (400), Leap (2,000); Reptile 2026-12-05
         assert INTERPOLATION.edge(value) is None, value
     for value in (0.3, 0.46, 2.8, 0.44):  # FOMAML, FOMAML++, ANIL, iMAML
         assert META_GRADIENT.edge(value) is None, value
@@ -185,7 +185,7 @@ def test_bad_search_spaces_are_refused():
     for bad in [lambda: LogUniform(1.0, 0.5), lambda: LogUniform(0.0, 1.0), lambda: Choice()]:
         with pytest.raises(ValueError):
             bad()
-    assert describe(OURS.search) == {"method.meta_lr": "log-uniform [0.001, 3]",
+    assert describe(OURS.search) == {"method.meta_lr": "log-uniform [0.001, 10]",
                                      "method.reset_every": "choice {10, 25, 50, 100, 200, 500, 1000} up to "
                                                            "train.steps / 2"}
 
@@ -541,7 +541,7 @@ def test_a_tune_with_a_key_held_tunes_the_rest_into_its_own_file_and_the_sweep_t
     assert main_file.read_text() == before
     study = yaml.safe_load((results / "selected" / "toy" / "ours@reset_every=3.yaml").read_text())
     assert study["fixed"] == {"method.reset_every": 3}
-    assert study["search_space"] == {"method.meta_lr": "log-uniform [0.001, 3]"}
+    assert study["search_space"] == {"method.meta_lr": "log-uniform [0.001, 10]"}
     assert all(values(r["overrides"])["reset_every"] == 3 for r in study["table"])
     assert len({values(r["overrides"])["meta_lr"] for r in study["table"]}) == 2
     assert study["experiment"]["method.reset_every"] == 3
@@ -568,6 +568,11 @@ def test_the_selection_file_gives_the_spread_the_margin_and_separation():
     assert record["separated"] is True and record["margin"] == pytest.approx(0.09)
     one = [trial(0, 0.7), trial(1, 0.6)]
     assert selection_record("ours", "toy", one, one[0], [100], {}, [], [])["separated"] is None
+    # A method with nothing to tune: its trials are one configuration, with no runner-up (the tune
+    # of 2026-12-05 printed "not separated" for multi-task, against its own copy).
+    same = [Trial(t, [], {100: "a", 101: "b"}, {100: 0.6, 101: 0.66}) for t in range(3)]
+    record = selection_record("multitask", "toy", same, same[0], [100, 101], {}, [], [])
+    assert (record["runner_up"], record["margin"], record["separated"]) == (None, None, None)
 
 
 def test_the_committed_selections_are_the_defaults():
