@@ -366,11 +366,9 @@ def explain(error: Exception) -> str:
     unknown = re.search(r"Key '[^']+' not in '(\w+)'", cause)
     if unknown:
         return unknown_key(key, schemas().get(unknown.group(1)))
-    value = re.search(r"Value '(.*)' of type '\w+' could not be converted to (\w+)", cause)
-    if value:
+    if value := re.search(r"Value '(.*)' of type '\w+' could not be converted to (\w+)", cause):
         return f"{key}: must be {TYPE_WORDS.get(value.group(2), value.group(2))}, got {value.group(1)!r}"
-    value = re.search(r"Value '(.*)' is not a valid bool", cause)
-    if value:
+    if value := re.search(r"Value '(.*)' is not a valid bool", cause):
         return f"{key}: must be true or false, got {value.group(1)!r}"
     return f"{key}: {cause.splitlines()[0]}"
 

@@ -1,35 +1,26 @@
-"""Hyperparameter selection: search-space draws, the tune's plan and refusals, run rows with
-a role, selection on validation accuracy only, resume, and ``sweep ... hparams=``.
+"""Hyperparameter selection: the tune's plan and refusals, run rows with a role, selection on
+validation accuracy only, resume, and ``sweep ... hparams=`` (the draws: tests/methods/test_search.py).
 
 One tiny tune (ours, 3 trials, seed 100) is shared by the module; tests that change its
 folders work on a copy (run ids leave results_dir out, so a copied folder is the same runs)."""
 import contextlib
-import copy
 import dataclasses
 import io
 import json
-import math
-import os
 import shutil
-import subprocess
-import sys
 
-import numpy as np
 import pytest
 import yaml
-from hydra import compose, initialize_config_module
-from omegaconf import OmegaConf
 
-from benchmark.config import compose_config, validate
+from benchmark.config import compose_config
 from benchmark.grid import GridError, check_selected, compose_points, compose_runs, expand, load_grid
 from benchmark.run import execute
 from benchmark import selection
-from benchmark.selection import SelectionError, Trial, read_dir, select, selection_record, write
+from benchmark.selection import SelectionError, Trial, read_dir, selection_record
 from benchmark.tune import main, plan, trials_of
 from helpers import ROOT
 from methods import METHODS
-from methods.search import (INTERPOLATION, META_GRADIENT, Choice, LogUniform, Resets, describe, draws, edges,
-                            resolve)
+from methods.search import Choice, draws, resolve
 
 TINY = ["suite=toy", "runner.threads=1", "train.steps=10", "metatest.steps=3"]
 OURS = METHODS.get("ours")
@@ -85,130 +76,6 @@ def copy_of(tuned, tmp_path):
     return results
 
 
-# ---------------------------------------------------------------- draws
-SPACE = {"meta_lr": LogUniform(1e-3, 3.0), "reset_every": Choice(10, 25, 50, 100, 200)}
-
-
-def test_draws_are_distinct_deterministic_and_prefixes_of_each_other():
-    eight = draws(SPACE, "key", 8)
-    assert eight == draws(dict(reversed(SPACE.items())), "key", 8)  # key order does not matter
-    assert len({tuple(sorted(d.items())) for d in eight}) == 8 and all(set(d) == set(SPACE) for d in eight)
-    assert draws(SPACE, "key", 12)[:8] == eight  # more trials keep the first ones
-    assert draws(SPACE, "other key", 8) != eight
-    assert draws(SPACE, "key", 3, taken=[eight[0]])[0] != eight[0]  # a taken configuration is skipped
-    assert draws({}, "key", 3) == [{}, {}, {}]
-
-
-def test_a_space_too_small_for_the_trials_is_refused_by_name_and_a_small_one_is_covered():
-    four = {"reset_every": Choice(25, 50, 100, 200)}
-    with pytest.raises(ValueError, match=r"choice \{25, 50, 100, 200\}.* 4 configurations, fewer than the 8"):
-        draws(four, "key", 8)
-    assert sorted(d["reset_every"] for d in draws(four, "key", 4)) == [25, 50, 100, 200]
-    # With a continuous axis, 8 trials over a single choice axis of 4 values are 8 distinct draws.
-    got = draws({**four, "meta_lr": LogUniform(0.01, 1.0)}, "key", 8)
-    assert len({tuple(sorted(d.items())) for d in got}) == 8
-    assert sorted({d["reset_every"] for d in got}) == [25, 50, 100, 200]  # Sobol: each value twice
-    assert sorted(d["reset_every"] for d in got) == [25, 25, 50, 50, 100, 100, 200, 200]
-
-
-def test_draws_do_not_depend_on_the_process():
-    """Every machine draws the same configurations: no per-process hash seeds the draw.
-    (methods/search.py is loaded alone: a fresh process without torch starts in a blink.)"""
-    code = ("import importlib.util, json; spec = importlib.util.spec_from_file_location('s', 'methods/search.py'); "
-            "s = importlib.util.module_from_spec(spec); "
-            "import sys; sys.modules['s'] = s; spec.loader.exec_module(s); "
-            "space = {'meta_lr': s.LogUniform(0.001, 3.0), 'reset_every': s.Choice(10, 25, 50, 100, 200), "
-            "'reg_lambda': s.LogUniform(0.1, 10.0)}; "
-            "print(json.dumps(s.draws(space, 'glyphs imaml', 8)))")
-    space = {"meta_lr": LogUniform(0.001, 3.0), "reset_every": Choice(10, 25, 50, 100, 200),
-             "reg_lambda": LogUniform(0.1, 10.0)}
-    here = draws(space, "glyphs imaml", 8)
-    for hash_seed in ("1", "2"):
-        proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
-                              env={**os.environ, "PYTHONHASHSEED": hash_seed}, check=False)
-        assert proc.returncode == 0, proc.stderr
-        assert json.loads(proc.stdout) == here
-
-
-@pytest.mark.parametrize("low,high", [(0.001, 3.0), (0.003, 10.0), (0.1, 10.0)])
-def test_log_uniform_draws_lie_in_range_log_uniformly_at_two_digits(low, high):
-    got = np.array([d["x"] for d in draws({"x": LogUniform(low, high)}, "key", 64)])
-    assert all(float(f"{v:.2g}") == v for v in got)  # readable run configs
-    assert got.min() >= low * (1 - 0.05) and got.max() <= high * (1 + 0.05)  # 2 digits round by < 5%
-    pos = np.sort((np.log(got) - math.log(low)) / (math.log(high) - math.log(low)))
-    # Sobol: every eighth of the log-range holds 8 of the 64 draws, give or take rounding.
-    counts = np.histogram(pos, bins=8, range=(-0.02, 1.02))[0]
-    assert counts.min() >= 6 and counts.max() <= 10, counts
-
-
-def test_the_reset_ladder_is_capped_at_half_the_horizon():
-    assert Resets().at(400) == Choice(10, 25, 50, 100, 200)
-    assert Resets().at(2000) == Choice(10, 25, 50, 100, 200, 500, 1000)
-    assert Resets().at(20) == Choice(10) and Resets().at(30) == Choice(10)
-    assert Resets().at(10) == Choice(5) and Resets().at(1) == Choice(1)
-    for steps in (1, 7, 20, 30, 400, 2000, 5000):
-        assert max(Resets().at(steps).values) <= max(1, steps // 2)
-    assert resolve(OURS.search, 400)["reset_every"] == Choice(10, 25, 50, 100, 200)
-    assert resolve(OURS.search, 400)["meta_lr"] is OURS.search["meta_lr"]
-
-
-def test_the_edge_flag_marks_the_outer_tenth_of_a_log_range_and_the_end_choices():
-    space = {"meta_lr": LogUniform(1e-3, 1.0), "reset_every": Choice(10, 25, 50, 100, 200)}
-    # log10 range -3..0: the outer 10% are below 10**-2.7 = 0.002 and above 10**-0.3 = 0.5
-    assert edges(space, {"meta_lr": 0.03, "reset_every": 50}) == []
-    assert edges(space, {"meta_lr": 0.0019, "reset_every": 50}) == [
-        "method.meta_lr=0.0019 in the bottom 10% of log-uniform [0.001, 1]"]
-    assert edges(space, {"meta_lr": 0.6, "reset_every": 200}) == [
-        "method.meta_lr=0.6 in the top 10% of log-uniform [0.001, 1]",
-        "method.reset_every=200 the largest of choice {10, 25, 50, 100, 200}"]
-    assert edges(space, {"meta_lr": 0.03, "reset_every": 10}) == [
-        "method.reset_every=10 the smallest of choice {10, 25, 50, 100, 200}"]
-    assert edges({"k": Choice(10, 20)}, {"k": 20}) == []  # two values: no interior to prefer
-
-
-def test_no_committed_selection_sits_on_an_edge_of_todays_ranges_unflagged():
-    """Today's shared ranges hold every selection of the 400- and 2,000-step tunes of 2026-12-01
-    inside their inner 80%: the ranges were widened around them (tuning issue)."""
-    for value in (1.0, 0.1, 0.46, 0.18, 1.8):  # Reptile, CTS, Leap (400), Leap (2,000); Reptile 2026-12-05
-        assert INTERPOLATION.edge(value) is None, value
-    for value in (0.3, 0.46, 2.8, 0.44):  # FOMAML, FOMAML++, ANIL, iMAML
-        assert META_GRADIENT.edge(value) is None, value
-
-
-def test_choice_draws_every_value_and_nothing_else():
-    got = [d["k"] for d in draws({"k": Choice(25, 50, 100, 200), "x": LogUniform(0.01, 1)}, "key", 64)]
-    assert sorted(set(got)) == [25, 50, 100, 200]
-    assert Choice(1, 2) == Choice(1, 2) and Choice(1, 2) != Choice(2, 1)
-
-
-def test_bad_search_spaces_are_refused():
-    for bad in [lambda: LogUniform(1.0, 0.5), lambda: LogUniform(0.0, 1.0), lambda: Choice()]:
-        with pytest.raises(ValueError):
-            bad()
-    assert describe(OURS.search) == {"method.meta_lr": "log-uniform [0.001, 10]",
-                                     "method.reset_every": "choice {10, 25, 50, 100, 200, 500, 1000} up to "
-                                                           "train.steps / 2"}
-
-
-def test_every_method_tunes_keys_of_its_config_and_its_draws_validate():
-    """8 draws at 400 steps on glyphs are valid run configs of each method: one compose per
-    method, then each draw set on it (interpolations such as Reptile's aggregate_every =
-    reset_every still resolve) and validated as a run config is."""
-    with initialize_config_module("benchmark.conf", version_base="1.3"):
-        for name in METHODS.names():
-            entry = METHODS.get(name)
-            fields = {f.name for f in dataclasses.fields(entry.config)}
-            assert set(entry.search) <= fields - {"name"}, name
-            assert all(isinstance(d, (LogUniform, Choice, Resets)) for d in entry.search.values()), name
-            base = compose("config", overrides=[f"method={name}", "suite=glyphs"])
-            for drawn in draws(resolve(entry.search, 400), name, 8):
-                cfg = copy.deepcopy(base)
-                for key, value in drawn.items():
-                    OmegaConf.update(cfg, f"method.{key}", value)
-                method = validate(cfg).method
-                assert {k: getattr(method, k) for k in drawn} == drawn, name
-
-
 def test_the_registry_refuses_a_search_key_its_config_lacks():
     from methods.base import register_method
 
@@ -249,7 +116,7 @@ def test_include_default_makes_trial_zero_the_default_and_the_file_says_so(tmp_p
     assert values(ts[0].overrides) not in [values(t.overrides) for t in ts[1:]]
     plain = compose_points([({}, [*shared, "method=ours", f"seed={s}"]) for s in (100, 101)])
     assert list(ts[0].run_ids.values()) == [r.dir.id for r in plain]  # the very run a plain run names
-    rows = [trial(0, 0.6, 0.6), trial(1, 0.5, 0.5)]
+    rows = [Trial(t, [], {100: "a", 101: "b"}, {100: v, 101: v}) for t, v in ((0, 0.6), (1, 0.5))]
     record = selection_record("ours", "toy", rows, rows[0], [100, 101], {}, ["toy_v"], [], include_default=True)
     assert record["include_default"] is True
 
@@ -338,45 +205,6 @@ def test_validation_tasks_are_meta_tested_on_the_final_phi_and_on_at_steps_only_
 
 
 # ---------------------------------------------------------------- selection
-def trial(index, *scores, diverged=()):
-    seeds = list(range(100, 100 + len(scores) + len(diverged)))
-    t = Trial(index, [f"method.meta_lr={index}"], {s: f"id{index}_{s}" for s in seeds})
-    t.validation = {s: v for s, v in zip(seeds, scores) if v is not None}
-    t.diverged = list(seeds[len(scores):])
-    return t
-
-
-def test_select_takes_the_best_mean_the_earliest_on_a_tie_and_never_a_diverged_trial():
-    assert select([trial(0, 0.5, 0.7), trial(1, 0.8, 0.3), trial(2, 0.6, 0.61)]).index == 2
-    assert select([trial(0, 0.5), trial(1, 0.7), trial(2, 0.7)]).index == 1
-    assert select([trial(0, 0.5), trial(1, 0.9, diverged=[1])]).index == 0
-    assert math.isnan(trial(1, 0.9, None).score) and not trial(1, 0.9, None).complete
-    assert select([trial(0, diverged=[1])]) is None and select([]) is None
-
-
-def test_a_selection_file_round_trips_and_a_bad_one_is_named(tmp_path):
-    rows = [trial(0, 0.5), trial(1, 0.7)]
-    record = selection_record("ours", "toy", rows, select(rows), [100], describe(OURS.search), ["toy_v"], [])
-    assert (record["trial"], record["score"], record["trials"]) == (1, 0.7, 2)
-    write(tmp_path, record)
-    back = read_dir(tmp_path, METHODS.names())
-    assert (back.suite, back.overrides, back.tuning_seeds) == ("toy", {"ours": ["method.meta_lr=1"]}, {100})
-    (tmp_path / "bad.yaml").write_text("method: bad\noverrides: method.meta_lr\n")
-    with pytest.raises(SelectionError, match="bad.yaml"):
-        read_dir(tmp_path, METHODS.names())
-    (tmp_path / "bad.yaml").unlink()
-    write(tmp_path, {**record, "method": "nomethod"})
-    with pytest.raises(SelectionError, match="unknown method 'nomethod'; valid: ours"):
-        read_dir(tmp_path, METHODS.names())
-    (tmp_path / "nomethod.yaml").unlink()
-    write(tmp_path, {**record, "method": "reptile", "suite": "glyphs"})
-    with pytest.raises(SelectionError, match="mixes selections of suites"):
-        read_dir(tmp_path, METHODS.names())
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(SelectionError, match="holds no"):
-        read_dir(tmp_path / "empty", METHODS.names())
-
-
 def test_a_tiny_tune_selects_the_trial_of_best_validation_mean(tuned):
     results, out = tuned
     record = selection_of(results)
@@ -555,24 +383,6 @@ def test_a_tune_with_a_key_held_tunes_the_rest_into_its_own_file_and_the_sweep_t
     (folder / "zz.yaml").write_text(main_file.read_text())
     with pytest.raises(SelectionError, match=r"ours.yaml and \S*zz.yaml both select 'ours'"):
         read_dir(folder, METHODS.names())
-
-
-def test_the_selection_file_gives_the_spread_the_margin_and_separation():
-    rows = [trial(0, 0.60, 0.64), trial(1, 0.61, 0.62), trial(2, 0.40, 0.42)]
-    record = selection_record("ours", "toy", rows, select(rows), [100, 101], {}, ["toy_v"], [])
-    assert record["trial"] == 0 and record["runner_up"] == 1
-    assert record["spread"] == pytest.approx(0.04) and record["margin"] == pytest.approx(0.005)
-    assert record["separated"] is False
-    rows = [trial(0, 0.70, 0.71), trial(1, 0.61, 0.62)]
-    record = selection_record("ours", "toy", rows, select(rows), [100, 101], {}, ["toy_v"], [])
-    assert record["separated"] is True and record["margin"] == pytest.approx(0.09)
-    one = [trial(0, 0.7), trial(1, 0.6)]
-    assert selection_record("ours", "toy", one, one[0], [100], {}, [], [])["separated"] is None
-    # A method with nothing to tune: its trials are one configuration, with no runner-up (the tune
-    # of 2026-12-05 printed "not separated" for multi-task, against its own copy).
-    same = [Trial(t, [], {100: "a", 101: "b"}, {100: 0.6, 101: 0.66}) for t in range(3)]
-    record = selection_record("multitask", "toy", same, same[0], [100, 101], {}, [], [])
-    assert (record["runner_up"], record["margin"], record["separated"]) == (None, None, None)
 
 
 def test_the_committed_selections_are_the_defaults():
