@@ -185,21 +185,18 @@ def plan(options: dict[str, str], run_overrides: list[str]) -> tuple[Request, li
         space = {k: d for k, d in resolve(declared, composed.train.steps).items() if f"method.{k}" not in fixed}
         config = OmegaConf.to_container(OmegaConf.structured(composed), resolve=True)
         exp = selection.experiment(config, [f"method.{k}" for k in space], METHODS.get(name).config)
-        default = {k: getattr(composed.method, k) for k in sorted(space)}
-        n = trials - 1 if include_default and space else trials
+        # Nothing to tune (scratch): draws gives empty configurations, and the trials are one run.
+        default = [{k: getattr(composed.method, k) for k in sorted(space)}] if include_default and space else []
         try:
-            configurations = draws(space, selection.experiment_key(cfg.suite.name, name, exp), n,
-                                   taken=[default] if include_default and space else [])
+            configurations = default + draws(space, selection.experiment_key(cfg.suite.name, name, exp),
+                                             trials - len(default), taken=default)
         except ValueError as e:
             raise TuneError(f"trials: {name}: {e}") from None
-        if include_default and space:
-            configurations = [default, *configurations]
-        if not space:
-            configurations = [{} for _ in range(trials)]  # nothing to tune: the trials are one run
         fixed_of[name], spaces[name], experiments[name] = fixed, space, exp
+        held = [f"{k}={override_text(v)}" for k, v in fixed.items()]
         for t, values in enumerate(configurations):
             drawn = [f"method.{k}={override_text(v)}" for k, v in sorted(values.items())]
-            drawn_of.setdefault(name, []).append(sorted([*drawn, *(f"{k}={override_text(v)}" for k, v in fixed.items())]))
+            drawn_of.setdefault(name, []).append(sorted([*drawn, *held]))
             for seed in seeds:
                 points.append(({"method": name, "trial": str(t), "seed": str(seed)},
                                dedupe([*grid.cli, f"method={name}", f"seed={seed}", *drawn])))

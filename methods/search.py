@@ -129,8 +129,8 @@ def draws(space: dict[str, LogUniform | Choice], key: str, n: int, taken: list[d
     Raises ValueError, naming the space, when it holds fewer than ``n`` new configurations."""
     if n < 0:
         raise ValueError(f"trials: must be >= 0, got {n}")
-    if not space or n == 0:
-        return [{} for _ in range(n)] if not space else []
+    if not space or n == 0:  # nothing to tune: n empty configurations
+        return [{} for _ in range(n)]
     if size(space) < n + len(taken):
         raise ValueError(f"the search space {describe(space)} holds {size(space):g} configurations, fewer than "
                          f"the {n + len(taken)} trials asked for")

@@ -145,3 +145,8 @@ def test_every_method_tunes_keys_of_its_config_and_its_draws_validate():
                 assert {k: getattr(method, k) for k in drawn} == drawn, name
 
 
+
+
+def test_no_draws_asked_is_no_draws():
+    """trials=1 with include_default asks for the default and 0 draws."""
+    assert draws({"meta_lr": LogUniform(0.01, 1.0)}, "key", 0) == []
