@@ -125,7 +125,8 @@ class Point(NamedTuple):
 
 
 # The distribution of each tuned key (benchmark.tune); trial 0 is the default above.
-SEARCH = {"meta_lr": INTERPOLATION, "reset_every": Resets()}
+SEARCH = {"meta_lr": INTERPOLATION, "reset_every": Resets((2, 5) + Resets.ladder, why=(
+    "the shared ladder extended down to 2: Leap chose its smallest rung, 10, at 400 steps"))}
 
 
 @register_method("leap", display="Leap", config=LeapConfig, search=SEARCH)

@@ -100,6 +100,7 @@ class Resets:
     at the cap is flagged as an edge but the ladder is not widened past it."""
 
     ladder: tuple[int, ...] = (10, 25, 50, 100, 200, 500, 1000)
+    why: str = ""
 
     def at(self, steps: int) -> Choice:
         return Choice(*([k for k in self.ladder if k <= steps // 2] or [max(1, steps // 2)]))

@@ -88,6 +88,15 @@ def test_the_reset_ladder_is_capped_at_half_the_horizon():
     assert resolve(OURS.search, 400)["meta_lr"] is OURS.search["meta_lr"]
 
 
+def test_leaps_ladder_reaches_below_its_400_step_selection():
+    """Leap chose K = 10, the shared ladder's smallest rung, at 400 steps: its own ladder goes to 2,
+    with the reason beside it, and the other methods keep the shared one."""
+    leap = METHODS.get("leap").search["reset_every"]
+    assert resolve(METHODS.get("leap").search, 400)["reset_every"] == Choice(2, 5, 10, 25, 50, 100, 200)
+    assert "smallest" in leap.why and "2, 5, 10" in str(leap)
+    assert resolve(OURS.search, 400)["reset_every"].values[0] == 10
+
+
 def test_the_edge_flag_marks_the_outer_tenth_of_a_log_range_and_the_end_choices():
     space = {"meta_lr": LogUniform(1e-3, 1.0), "reset_every": Choice(10, 25, 50, 100, 200)}
     # log10 range -3..0: the outer 10% are below 10**-2.7 = 0.002 and above 10**-0.3 = 0.5
