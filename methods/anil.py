@@ -74,8 +74,8 @@ from methods.search import META_GRADIENT, Resets
 @dataclass
 class ANILConfig(GradConfig):
     name: str = "anil"
-    meta_lr: float = 2.8
-    reset_every: int = 25
+    meta_lr: float = 2.3
+    reset_every: int = 200
     aggregate_every: int = 1
     shift: bool = True  # bodies follow phi at every meta-update (the CTS shift)
 

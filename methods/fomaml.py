@@ -55,8 +55,8 @@ from methods.search import META_GRADIENT, Resets
 @dataclass
 class FOMAMLConfig(GradConfig):
     name: str = "fomaml"
-    meta_lr: float = 0.3
-    reset_every: int = 100
+    meta_lr: float = 0.18
+    reset_every: int = 25
     aggregate_every: int = 1
 
 

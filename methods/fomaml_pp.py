@@ -41,8 +41,8 @@ from methods.search import META_GRADIENT, Resets
 @dataclass
 class FOMAMLppConfig(MetaConfig):
     name: str = "fomaml_pp"
-    meta_lr: float = 0.46
-    reset_every: int = 100
+    meta_lr: float = 2.1
+    reset_every: int = 50
     aggregate_every: int = 1
 
 

@@ -158,10 +158,10 @@ def body_loss(learner: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[Cal
 @dataclass
 class IMAMLConfig(GradConfig):
     name: str = "imaml"
-    meta_lr: float = 0.44
-    reset_every: int = 200
+    meta_lr: float = 3.7
+    reset_every: int = 100
     aggregate_every: int = II(".reset_every")
-    reg_lambda: float = 0.3  # lambda of the proximal term
+    reg_lambda: float = 3.6  # lambda of the proximal term
     cg_steps: int = 10
     cg_damping: float = 0.0  # added to the identity: (1 + cg_damping) I + H / lambda
 

@@ -43,8 +43,8 @@ from methods.search import INTERPOLATION, Resets
 @dataclass
 class CTSConfig(MetaConfig):
     name: str = "ours"
-    meta_lr: float = 0.1
-    reset_every: int = 100
+    meta_lr: float = 0.13
+    reset_every: int = 50
     aggregate_every: int = 1
 
 

@@ -43,8 +43,8 @@ from methods.ours import CTS
 @dataclass
 class ReptileConfig(MetaConfig):
     name: str = "reptile"
-    meta_lr: float = 1.0
-    reset_every: int = 50
+    meta_lr: float = 1.2
+    reset_every: int = 25
     aggregate_every: int = II(".reset_every")
 
 
