@@ -17,7 +17,7 @@ from benchmark.run import execute
 from benchmark.storage import run_id
 from helpers import ROOT, make_config
 
-ARGS = ["suite=toy", "method=ours", "method.reset_every=7", "train.steps=30", "checkpoint.every=10"]
+ARGS = ["suite=toy", "method=ours", "method.meta_lr=0.1", "method.reset_every=7", "train.steps=30", "checkpoint.every=10"]
 
 
 def phi(run) -> torch.Tensor:
