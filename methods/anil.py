@@ -86,22 +86,25 @@ SEARCH = {"meta_lr": META_GRADIENT, "reset_every": Resets()}
 
 @register_method("anil", display="ANIL", config=ANILConfig, search=SEARCH)
 class ANIL(GradMethod):
-    def setup(self, pop, steps):
-        super().setup(pop, steps)
+    def setup(self, pop):
+        super().setup(pop)
         # Where the bodies are frozen: phi itself with the shift, else phi at the last reset.
         self.frozen = pop.phi if self.cfg.shift else pop.phi.clone()
 
-    def after_step(self, step, pop):
+    def follow(self, step, pop):
         pop.hold_bodies(self.frozen)  # undo the inner step's body move
-        if step % self.cfg.aggregate_every == 0:
-            pop.phi.grad = pop.val_grad()
-            self.opt.step()
-            if self.cfg.shift:
-                pop.theta.copy_(pop.phi.expand_as(pop.theta))
-        if step % self.cfg.reset_every == 0:
-            pop.reset(hard=self.cfg.hard_reset)
-            if not self.cfg.shift:
-                self.frozen.copy_(pop.phi)
+
+    def meta_grad(self, step, pop):
+        return pop.val_grad()
+
+    def update(self, step, pop):
+        super().update(step, pop)
+        if self.cfg.shift:
+            pop.theta.copy_(pop.phi.expand_as(pop.theta))
+
+    def after_reset(self, pop):
+        if not self.cfg.shift:
+            self.frozen.copy_(pop.phi)
 
     def state_dict(self):
         return {**super().state_dict(), "frozen": None if self.cfg.shift else self.frozen.clone()}

@@ -29,7 +29,7 @@ are not repeated here):
 - The split. Theirs: ``get_dataloader`` draws an unseeded ``random_split`` of each training set,
   int(0.75 n) images to train and the rest to validate (``dataloader.py`` lines 38, 49-50), at the
   start (lines 139-147) and again, with new shuffled loaders, at every reset (lines 222-229). Here the
-  split is drawn once, fixed by (seed, task) (``benchmark.data.val_indices``: round(0.25 n) images to
+  split is drawn once, fixed by (seed, task) (``benchmark.core.data.val_indices``: round(0.25 n) images to
   validate), saved in the run folder, and both streams run on across resets.
 - ``meta_optimizer: adam`` has no counterpart: their meta-step is the plain SGD of line 104.
 - Their ``--ours`` flag (lines 29, 108-112) shifts the learners by 0.3 * Delta; ``fomaml`` has no
@@ -66,9 +66,5 @@ SEARCH = {"meta_lr": META_GRADIENT, "reset_every": Resets()}
 
 @register_method("fomaml", display="FOMAML", config=FOMAMLConfig, search=SEARCH)
 class FOMAML(GradMethod):
-    def after_step(self, step, pop):
-        if step % self.cfg.aggregate_every == 0:
-            pop.phi.grad = pop.val_grad()
-            self.opt.step()
-        if step % self.cfg.reset_every == 0:
-            pop.reset(hard=self.cfg.hard_reset)
+    def meta_grad(self, step, pop):
+        return pop.val_grad()

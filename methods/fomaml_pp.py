@@ -34,7 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from methods import ops
-from methods.base import MetaConfig, Method, register_method
+from methods.base import MetaConfig, MetaMethod, register_method
 from methods.search import META_GRADIENT, Resets
 
 
@@ -51,13 +51,10 @@ SEARCH = {"meta_lr": META_GRADIENT, "reset_every": Resets()}
 
 
 @register_method("fomaml_pp", display="FOMAML++", config=FOMAMLppConfig, search=SEARCH)
-class FOMAMLpp(Method):
-    def before_step(self, step, pop):
-        if step % self.cfg.aggregate_every == 0:
-            delta = pop.mean_grad().mul_(-self.cfg.meta_lr)
-            pop.phi.add_(delta)
-            ops.shift_(pop.theta, delta)
+class FOMAMLpp(MetaMethod):
+    update_before_step = True  # phi steps with this step's training gradients
 
-    def after_step(self, step, pop):
-        if step % self.cfg.reset_every == 0:
-            pop.reset(hard=self.cfg.hard_reset)
+    def update(self, step, pop):
+        delta = pop.mean_grad().mul_(-self.cfg.meta_lr)
+        pop.phi.add_(delta)
+        ops.shift_(pop.theta, delta)

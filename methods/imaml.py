@@ -74,15 +74,12 @@ a larger step makes phi worse, not better.
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from omegaconf import II
-from torch import nn
-from torch.func import functional_call, grad, vjp
+from torch.func import grad, vjp
 
 from methods.base import GradConfig, GradMethod, register_method, require
 from methods.search import META_GRADIENT, LogUniform, Resets
@@ -125,36 +122,6 @@ def implicit_grad(loss_fn: Callable[[torch.Tensor], torch.Tensor], theta: torch.
     return conjugate_gradient(matvec, g, cg_steps)
 
 
-@contextlib.contextmanager
-def batch_statistics_only(module: nn.Module) -> Iterator[None]:
-    """BatchNorm normalizes with batch statistics and leaves its running statistics alone."""
-    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    tracked = [m.track_running_stats for m in norms]
-    for m in norms:
-        m.track_running_stats = False
-    try:
-        yield
-    finally:
-        for m, t in zip(norms, tracked):
-            m.track_running_stats = t
-
-
-def body_loss(learner: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[Callable, torch.Tensor]:
-    """The cross-entropy of ``learner`` on (x, y) as a function of its flat body parameters (the head
-    held at its current value), and the flat body."""
-    named = list(learner.body.named_parameters())
-    names = [f"body.{n}" for n, _ in named]
-    shapes = [p.shape for _, p in named]
-    sizes = [p.numel() for _, p in named]
-    head = {f"head.{n}": p.detach() for n, p in learner.head.named_parameters()}
-
-    def loss_fn(flat: torch.Tensor) -> torch.Tensor:
-        body = {n: t.view(s) for n, t, s in zip(names, flat.split(sizes), shapes)}
-        return F.cross_entropy(functional_call(learner, {**body, **head}, (x,)), y)
-
-    return loss_fn, torch.cat([p.detach().reshape(-1) for _, p in named])
-
-
 @dataclass
 class IMAMLConfig(GradConfig):
     name: str = "imaml"
@@ -179,19 +146,10 @@ SEARCH = {"meta_lr": META_GRADIENT, "reset_every": Resets(),
 
 @register_method("imaml", display="iMAML", config=IMAMLConfig, search=SEARCH)
 class IMAML(GradMethod):
-    def task_meta_grad(self, pop, i: int) -> torch.Tensor:
-        """Learner i's implicit meta-gradient x_i, over the body."""
-        learner = pop.learners[i]
-        x, y = pop.val_batch(i)
-        with batch_statistics_only(learner):
-            loss_fn, theta = body_loss(learner, x, y)
-            return implicit_grad(loss_fn, theta, reg_lambda=self.cfg.reg_lambda, cg_steps=self.cfg.cg_steps,
-                                 cg_damping=self.cfg.cg_damping)
-
-    def after_step(self, step, pop):
-        if step % self.cfg.aggregate_every == 0:
-            rows = torch.stack([self.task_meta_grad(pop, i) for i in range(len(pop))])
-            pop.phi.grad = pop.collective.mean_rows(rows)
-            self.opt.step()
-        if step % self.cfg.reset_every == 0:
-            pop.reset(hard=self.cfg.hard_reset)
+    def meta_grad(self, step, pop):
+        rows = []
+        for i in range(len(pop)):  # learner i's implicit meta-gradient x_i, over the body
+            with pop.val_loss(i) as (loss_fn, theta):
+                rows.append(implicit_grad(loss_fn, theta, reg_lambda=self.cfg.reg_lambda, cg_steps=self.cfg.cg_steps,
+                                          cg_damping=self.cfg.cg_damping))
+        return pop.mean_rows(torch.stack(rows))

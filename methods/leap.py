@@ -40,7 +40,7 @@ The same as the authors' ``meta_train_leap.py`` and ``leap.py``:
   reset step (lines 178-182), then the reset: soft (line 193) or hard (lines 183-193).
 
 Deviation from the authors' code, in this policy (the runner's differences, shared by every method,
-are listed in ``benchmark/train.py``):
+are listed in ``benchmark/core/train.py``):
 - A zero-length segment contributes nothing here (its length is clamped away from 0); theirs divides
   by 0 (``leap.py`` line 128).
 - Their script's sources are the 224-px set (lines 48-51), not the paper's eight; here Leap runs on
@@ -133,42 +133,38 @@ SEARCH = {"meta_lr": INTERPOLATION, "reset_every": Resets((2, 5) + Resets.ladder
 class Leap(GradMethod):
     needs_val = False
 
-    def setup(self, pop, steps):
-        super().setup(pop, steps)
-        self.meta_grad = torch.zeros_like(pop.theta)
+    def setup(self, pop):
+        super().setup(pop)
+        self.path_grad = torch.zeros_like(pop.theta)  # the meta-gradient summed over this trajectory's segments
         self.prev: Point | None = None  # the last point of every local trajectory; None after a reset
         self.step_loss: tuple[torch.Tensor, torch.Tensor] | tuple[None, None] = (None, None)
-        # which learner each entry of the flat heads belongs to
-        sizes = [sum(p.numel() for p in learner.head.parameters()) for learner in pop.learners]
-        self.head_owner = torch.repeat_interleave(torch.arange(len(sizes), device=pop.phi.device),
-                                                  torch.tensor(sizes, device=pop.phi.device))
 
     def before_step(self, step, pop):
         if self.cfg.loss_term:  # this step's training loss and gradient, at the pre-step point
             self.step_loss = (pop.train_losses.clone(), pop.body_grads().clone())
 
-    def after_step(self, step, pop):
+    def follow(self, step, pop):
         current = Point(pop.theta.clone(), pop.heads().clone(), *self.step_loss)
         prev = self.prev
         if prev is not None:
-            head_sq = torch.zeros(len(pop), device=pop.phi.device).index_add_(
-                0, self.head_owner, (current.heads - prev.heads).square())
-            self.meta_grad += leap_increment(prev.theta, current.theta, prev.grad, prev.loss, current.loss,
-                                             other_sq=head_sq, norm=self.cfg.norm, stabilizer=self.cfg.stabilizer)
+            self.path_grad += leap_increment(prev.theta, current.theta, prev.grad, prev.loss, current.loss,
+                                             other_sq=pop.heads_sq(current.heads - prev.heads), norm=self.cfg.norm,
+                                             stabilizer=self.cfg.stabilizer)
         self.prev = current
-        if step % self.cfg.aggregate_every == 0:
-            pop.phi.grad = pop.collective.mean_rows(self.meta_grad)
-            self.opt.step()
-            self.meta_grad.zero_()
-        if step % self.cfg.reset_every == 0:
-            pop.reset(hard=self.cfg.hard_reset)
-            self.prev = None  # the Updater's initialize(): the next trajectory's first step only records
+
+    def meta_grad(self, step, pop):
+        mean = pop.mean_rows(self.path_grad)
+        self.path_grad.zero_()
+        return mean
+
+    def after_reset(self, pop):
+        self.prev = None  # the Updater's initialize(): the next trajectory's first step only records
 
     def state_dict(self):
-        return {**super().state_dict(), "meta_grad": self.meta_grad.clone(),
+        return {**super().state_dict(), "meta_grad": self.path_grad.clone(),
                 "prev": None if self.prev is None else tuple(self.prev)}
 
     def load_state_dict(self, state):
         super().load_state_dict(state)
-        self.meta_grad.copy_(state["meta_grad"])
+        self.path_grad.copy_(state["meta_grad"])
         self.prev = None if state["prev"] is None else Point(*state["prev"])

@@ -21,7 +21,7 @@ by default (line 204: body <- phi; head, momentum and BatchNorm running statisti
 Deviation from the authors' code, in this policy: none. The mean is taken of the bodies rather
 than of the per-task updated copies of phi, equal up to float rounding. Defaults: beta 0.1, K 100
 (for the embedded suite, below); theirs beta 1e-2 (line 22), K 1000 (line 24). The runner's
-differences, shared by every method, are listed in ``benchmark/train.py``.
+differences, shared by every method, are listed in ``benchmark/core/train.py``.
 
 Defaults for the embedded ``glyphs`` suite (400 steps, 8 sources): beta 0.1, K 100, selected by
 the protocol of 2026-12-01 (``benchmark.tune``: 8 trials for every method on tuning seed 100,
@@ -36,7 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from methods import ops
-from methods.base import MetaConfig, Method, register_method
+from methods.base import MetaConfig, MetaMethod, register_method
 from methods.search import INTERPOLATION, Resets
 
 
@@ -53,14 +53,11 @@ SEARCH = {"meta_lr": INTERPOLATION, "reset_every": Resets()}
 
 
 @register_method("ours", display="CTS (ours)", config=CTSConfig, search=SEARCH)
-class CTS(Method):
+class CTS(MetaMethod):
     shift = True  # Reptile is this policy without the shift
 
-    def after_step(self, step, pop):
-        if step % self.cfg.aggregate_every == 0:
-            delta = ops.reptile_delta(pop.phi, pop.mean_theta(), self.cfg.meta_lr)
-            pop.phi.add_(delta)
-            if self.shift:
-                ops.shift_(pop.theta, delta)
-        if step % self.cfg.reset_every == 0:
-            pop.reset(hard=self.cfg.hard_reset)
+    def update(self, step, pop):
+        delta = ops.reptile_delta(pop.phi, pop.mean_theta(), self.cfg.meta_lr)
+        pop.phi.add_(delta)
+        if self.shift:
+            ops.shift_(pop.theta, delta)

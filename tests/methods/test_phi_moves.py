@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from benchmark.models import build_body, flat_params
-from benchmark.run import execute
-from benchmark.train import initial_body
+from benchmark.runtime.execute import execute
+from benchmark.core.train import initial_body
 from helpers import make_config
 from methods.base import METHODS
 
