@@ -6,6 +6,10 @@ decides whether to update phi (from the learners' bodies or from validation
 gradients), shift the learners, or reset them. It never sees devices, processes or
 files: :class:`benchmark.core.population.Population` offers the collective operations.
 
+The schedule is written once, in :class:`MetaMethod`: every ``aggregate_every`` steps
+``update`` phi, every ``reset_every`` steps reset. A meta-gradient method
+(:class:`GradMethod`) supplies only ``meta_grad(step, pop)``; the others ``update``.
+
 Adding a method is one file with ``@register_method`` plus one import line in
 ``methods/__init__.py``; the CLI, the sweeps and the tests find it in ``METHODS``.
 """

@@ -11,9 +11,9 @@ For speed, every inner parameter of every learner lives in one flat buffer ``W``
 
 Methods read and write ``phi`` and the bodies' rows ``theta`` (the pure maths of
 ``methods/ops.py``) and otherwise use only the named operations below (``mean_theta``,
-``mean_grad``, ``body_grads``, ``train_losses``, ``reset``, ``average``, ``val_batch``,
-``val_losses_and_grads``, ``val_grad``, ``heads``, ``hold_bodies``): the layout of ``W``, ``G`` and ``M`` is the
-population's own.
+``mean_rows``, ``mean_grad``, ``body_grads``, ``train_losses``, ``reset``, ``average``, ``val_batch``,
+``val_losses_and_grads``, ``val_grad``, ``val_loss``, ``heads``, ``heads_sq``, ``hold_bodies``): the
+layout of ``W``, ``G`` and ``M``, the learners and the collective are the population's own.
 
 The inner step is exactly ``torch.optim.SGD`` (momentum, dampening 0, L2 weight
 decay, optional Nesterov); ``tests/methods/test_update_rules.py`` checks it bit for bit.
