@@ -22,6 +22,7 @@ import shutil
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,7 +30,7 @@ import pandas as pd
 import yaml
 
 import benchmark
-from analysis import horizon, horizon_plots, plots, protocol, tables, verdicts
+from analysis import archive, horizon, horizon_plots, plots, protocol, tables, verdicts
 from benchmark import logs
 from analysis.collect import Collection, collect, row_labels, without_seeds
 
@@ -38,7 +39,7 @@ CSV_OPTIONS = {"keep_default_na": False, "na_values": [""]}  # a target named "N
 TEXT_COLUMNS = ["method", "display", "variant", "suite", "target", "phi_step", "task", "git_commit",
                 "config_hash", "run_dir", "body"]
 MARKER = "summary.md"  # a folder holding it is a report this command may replace
-KEPT = ("runs.tar.gz",)  # not written by a report, but kept when one is replaced: the raw runs behind a reference
+KEPT = (archive.ARCHIVE,)  # not written by a report, but kept when one is replaced: the raw runs behind a reference
 SOURCE = re.compile(r"^From `([^`]*)`", re.MULTILINE)  # summary.md's provenance: the results folder it was made from
 SKIPPED = "skipped.json"  # the skipped runs' lists, which no CSV holds
 SKIPPED_KINDS = ("diverged", "incomplete", "unreadable")
@@ -346,7 +347,7 @@ def from_report(folder: Path) -> Collection:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis.report", description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path, help="a results directory (searched recursively for run folders), "
-                        "or a report folder, which is regenerated from its CSVs")
+                        "or a report folder, which is regenerated from its raw runs (runs.tar.gz) or else its CSVs")
     parser.add_argument("--out", type=Path, help="report folder (default: <results>/report)")
     parser.add_argument("--tune", type=Path, help="the results folder of the benchmark.tune that chose the runs' "
                         "hyperparameters: adds the protocol, the selection gap and the sensitivity figure")
@@ -370,7 +371,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {out} exists and is not a report folder; refusing to replace it", file=sys.stderr)
         return 2
 
-    collection = from_report(results) if is_report else collect(results, pooled=tuple(args.pool))
+    # The path as the user gave it; regenerated in place, the report keeps the one it was made
+    # from, so that regenerating a committed reference leaves git clean.
+    source = (found.group(1) if is_report and (found := SOURCE.search((results / MARKER).read_text()))
+              else str(args.results))
+    try:  # a report with its raw runs beside it (a reference) regenerates from them, else from its CSVs
+        with archive.unpacked(results, source) if is_report else nullcontext() as raw:
+            collection = (collect(raw, pooled=tuple(args.pool)) if raw else
+                          from_report(results) if is_report else collect(results, pooled=tuple(args.pool)))
+    except archive.ArchiveError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     seeds = tuning_seeds(results, args.tune, CONF)
     present = set() if collection.runs.empty else {int(s) for s in pd.unique(collection.runs["seed"])}
     hit = sorted(present & set(seeds))
@@ -411,10 +422,6 @@ def main(argv: list[str] | None = None) -> int:
             protocol.write(tmp, *tuned)
         elif is_report and (kept := protocol.read(results)):  # regenerated: keep its protocol
             protocol.write(tmp, *kept)
-        # The path as the user gave it; regenerated in place, the report keeps the one it was made
-        # from, so that regenerating a committed reference leaves git clean.
-        source = (found.group(1) if is_report and (found := SOURCE.search((results / MARKER).read_text()))
-                  else str(args.results))
         write_report(source, collection, tmp)
         replace_dir(tmp, out)
     finally:

@@ -73,8 +73,8 @@ def leap_increment(theta_prev: torch.Tensor, theta_next: torch.Tensor, grad_prev
 @dataclass
 class LeapConfig(MetaOptConfig):
     name: str = "leap"
-    meta_lr: float = 0.46
-    reset_every: int = 100
+    meta_lr: float = 0.51
+    reset_every: int = 50
     aggregate_every: int = II(".reset_every")
     norm: bool = True  # path length d_1 (True) or energy d_2 (False)
     loss_term: bool = True  # include the loss coordinate

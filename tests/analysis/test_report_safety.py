@@ -4,6 +4,7 @@ and the raw runs archived beside it, and no link points at a PDF that git leaves
 from __future__ import annotations
 
 import sys
+import tarfile
 from pathlib import Path
 
 import pandas as pd
@@ -63,10 +64,14 @@ def test_regenerating_in_place_keeps_provenance_and_archive_and_links_no_pdf(tmp
     monkeypatch.chdir(tmp_path)
     make_run(Path("results"), 0)
     report(Path("results"), Path("ref"))
-    (Path("ref") / "runs.tar.gz").write_bytes(b"raw runs")
     before = (Path("ref") / "summary.md").read_text()
     assert "From `results`:" in before
     assert main(["ref"]) == 0  # regenerated from its own CSVs
     assert (Path("ref") / "summary.md").read_text() == before
-    assert (Path("ref") / "runs.tar.gz").read_bytes() == b"raw runs"
+    with tarfile.open("ref/runs.tar.gz", "w:gz") as tar:  # its raw runs beside it
+        tar.add("results", arcname="results")
+    archived = (Path("ref") / "runs.tar.gz").read_bytes()
+    assert main(["ref"]) == 0  # regenerated from them
+    assert (Path("ref") / "summary.md").read_text() == before
+    assert (Path("ref") / "runs.tar.gz").read_bytes() == archived
     assert ".pdf)" not in before and "(also `training_loss.pdf`)" in before
