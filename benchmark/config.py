@@ -19,12 +19,12 @@ from typing import Any, Iterator, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 
-import methods  # noqa: F401  (registers methods)
-import tasks  # noqa: F401  (registers tasks and suites)
 from benchmark.logs import LEVELS
 from benchmark.models import MODELS
 from benchmark.registry import require
+import methods  # noqa: F401  (registers methods)
 from methods.base import METHODS
+import tasks  # noqa: F401  (registers tasks and suites)
 from tasks.registry import SUITES, TASKS, SuiteConfig
 from tasks.user import resolve_suite
 

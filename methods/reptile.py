@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from omegaconf import II
 
 from methods.base import MetaConfig, register_method
-from methods.search import INTERPOLATION, Resets
 from methods.ours import CTS
+from methods.search import INTERPOLATION, Resets
 
 
 @dataclass

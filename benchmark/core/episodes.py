@@ -39,10 +39,10 @@ from tqdm import tqdm
 
 from benchmark.config import Config
 from benchmark.core.data import normalize
-from benchmark.seeding import generator, stable_seed
 from benchmark.core.metatest import TooFewImages
-from benchmark.models import build_body
 from benchmark.core.population import init_head
+from benchmark.models import build_body
+from benchmark.seeding import generator, stable_seed
 from tasks.registry import TASKS, Splits, TaskSpec
 from tasks.user import with_channels
 

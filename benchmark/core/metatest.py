@@ -38,13 +38,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from benchmark.core.compiled import body_forward
 from benchmark.config import Config
+from benchmark.core.compiled import body_forward
 from benchmark.core.data import TaskStream, normalize
-from benchmark.seeding import generator
 from benchmark.core.population import Learner, init_head
-from benchmark.models import build_body
 from benchmark.core.train import Diverged
+from benchmark.models import build_body
+from benchmark.seeding import generator
 from tasks.registry import TaskSpec, Splits
 
 

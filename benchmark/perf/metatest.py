@@ -17,12 +17,12 @@ import time
 import torch
 from hydra import compose, initialize_config_module
 
-from benchmark.core.compiled import check_compile
 from benchmark.config import validate
-from benchmark.runtime.distributed import device_for
+from benchmark.core.compiled import check_compile
 from benchmark.core.metatest import meta_test
-from benchmark.runtime.execute import load_data
 from benchmark.core.train import initial_body
+from benchmark.runtime.distributed import device_for
+from benchmark.runtime.execute import load_data
 from methods.base import METHODS
 from tasks.registry import TASKS
 from tasks.user import with_channels

@@ -35,15 +35,15 @@ import torch.nn.functional as F
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from benchmark.core.compiled import check_compile
 from benchmark.config import cores, validate
+from benchmark.core.compiled import check_compile
 from benchmark.core.data import normalize
-from benchmark.runtime.distributed import device_for
-from benchmark.perf import check_counts
 from benchmark.core.population import Learner
+from benchmark.core.train import initial_body, meta_train
+from benchmark.perf import check_counts
+from benchmark.runtime.distributed import device_for
 from benchmark.runtime.execute import load_data
 from benchmark.runtime.storage import RunDir
-from benchmark.core.train import initial_body, meta_train
 from methods.base import METHODS
 from tasks.registry import TASKS
 

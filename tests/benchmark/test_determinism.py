@@ -2,9 +2,9 @@
 import pytest
 import torch
 
+from benchmark.core.train import initial_body
 from benchmark.models import flat_params
 from benchmark.runtime.execute import execute
-from benchmark.core.train import initial_body
 from helpers import make_config
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from benchmark.core.train import shard
 from benchmark.runtime.distributed import Collective
 from benchmark.runtime.execute import RunFailed, execute
-from benchmark.core.train import shard
 from helpers import ROOT, cli, make_config
 from methods import METHODS
 

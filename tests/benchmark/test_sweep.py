@@ -9,9 +9,10 @@ import pytest
 import torch
 import yaml
 
+from benchmark.sweep import main
 from benchmark.sweeps import launchers
 from benchmark.sweeps.grid import compose_runs, expand, load_grid
-from benchmark.sweep import main, state
+from benchmark.sweeps.states import state
 from helpers import ROOT
 from methods import METHODS
 

@@ -13,11 +13,12 @@ import pytest
 import yaml
 
 from benchmark.compose import compose_config
-from benchmark.sweeps.grid import GridError, check_selected, compose_points, compose_runs, expand, load_grid
 from benchmark.runtime.execute import execute
 from benchmark.sweeps import selection
+from benchmark.sweeps.grid import GridError, check_selected, compose_points, compose_runs, expand, load_grid
 from benchmark.sweeps.selection import SelectionError, Trial, read_dir, selection_record
-from benchmark.tune import main, plan, trials_of
+from benchmark.sweeps.tuning import plan, trials_of
+from benchmark.tune import main
 from helpers import ROOT
 from methods import METHODS
 from methods.search import Choice, draws, resolve

@@ -13,9 +13,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.core.data import TaskStream
-from benchmark.seeding import generator
-from benchmark.models import ConvNet, flat_params
 from benchmark.core.population import Population
+from benchmark.models import ConvNet, flat_params
+from benchmark.seeding import generator
 from methods.base import METHODS
 from tasks.registry import TASKS
 from tasks.toy import make_toy

@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmark.seeding import generator
-from benchmark.models import ConvNet, flat_params
 from benchmark.core.population import Population
+from benchmark.models import ConvNet, flat_params
+from benchmark.seeding import generator
 from methods.base import METHODS
 from populations import assert_equals_reference, hand_population, population_phi
 

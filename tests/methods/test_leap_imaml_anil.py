@@ -5,15 +5,15 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.core.data import TaskStream, split_train_val
-from benchmark.seeding import generator
-from benchmark.models import ConvNet, flat_params
 from benchmark.core.population import Population
-from benchmark.runtime.execute import execute
-from benchmark.models import build_body
 from benchmark.core.train import initial_body
+from benchmark.models import ConvNet, flat_params
+from benchmark.models import build_body
+from benchmark.runtime.execute import execute
+from benchmark.seeding import generator
 from helpers import make_config
-from methods.base import METHODS
 from benchmark.core.population import batch_statistics_only, body_loss
+from methods.base import METHODS
 from methods.imaml import implicit_grad
 from methods.leap import leap_increment
 from populations import assert_equals_reference, hand_population, population_phi

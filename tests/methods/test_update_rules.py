@@ -14,9 +14,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.core.data import TaskStream
-from benchmark.seeding import generator
-from benchmark.models import ConvNet, flat_params
 from benchmark.core.population import Learner, Population, init_head
+from benchmark.models import ConvNet, flat_params
+from benchmark.seeding import generator
 from methods.base import METHODS
 from populations import assert_equals_reference, hand_population, population_phi
 from tasks.registry import TASKS

@@ -13,9 +13,9 @@ import torch
 import yaml
 
 from benchmark import tune
-from benchmark.sweeps import tuning
 from benchmark.runtime.execute import execute
 from benchmark.sweep import main
+from benchmark.sweeps import tuning
 from helpers import ROOT, make_config
 
 TOY = ["suite=toy", "runner.threads=1", "metatest.steps=5"]
