@@ -61,7 +61,7 @@ def test_every_method_is_scored_on_identical_episodes(tmp_path, monkeypatch):
         seen.setdefault(method, []).append(out)
         return out
 
-    monkeypatch.setattr(episodes, "episode", recording)
+    monkeypatch.setattr(scoring, "episode", recording)
     for method in ("ours", "scratch"):
         execute(make_config(*TINY, *EPISODES, f"method={method}", f"results_dir={tmp_path}"), progress=False)
     assert len(seen["ours"]) == 2 * 2 * 4  # targets x shots x episodes
