@@ -31,9 +31,11 @@ demo: setup
 # Two pytest workers (pytest-xdist), one per core: most tests run one single-threaded
 # process, so one worker left a core idle. worksteal balances the long tests.
 test: setup system
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q -n 2 --dist worksteal --durations=15
 
 test-fast: setup
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q -n 2 --dist worksteal -m "not slow and not slurm"
 
 # The raw runs behind results/reference/glyphs-long (their small files, no checkpoints), packed so

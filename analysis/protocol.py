@@ -25,7 +25,7 @@ import yaml
 
 from analysis.collect import collect, method_order
 from analysis.tables import MISSING, Table
-from benchmark.selection import label
+from benchmark.sweeps.selection import label
 from methods.base import display_name
 
 PROTOCOL = "protocol.json"

@@ -1,6 +1,6 @@
 """Find run folders under a results directory and read them, trusting nothing.
 
-A folder holding ``config.yaml`` or ``summary.json`` is a run (see ``benchmark/storage.py``):
+A folder holding ``config.yaml`` or ``summary.json`` is a run (see ``benchmark/runtime/storage.py``):
 complete when its ``done`` marker exists, diverged when its ``diverged`` marker does (a
 non-finite loss or phi: its summary.json says where, with ``"status": "diverged"`` and no
 accuracies), incomplete with neither. A complete run is read only when every file parses

@@ -9,7 +9,6 @@ compute; an error names the key.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import os
 import re
@@ -17,16 +16,17 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-import yaml
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 
-import methods  # noqa: F401  (registers methods)
-import tasks  # noqa: F401  (registers tasks and suites)
+from benchmark.logs import LEVELS
 from benchmark.models import MODELS
 from benchmark.registry import require
+import methods  # noqa: F401  (registers methods)
 from methods.base import METHODS
-from tasks.registry import SUITES, SuiteConfig
+import tasks  # noqa: F401  (registers tasks and suites)
+from tasks.registry import SUITES, TASKS, SuiteConfig
+from tasks.user import resolve_suite
 
 
 @dataclass
@@ -118,7 +118,7 @@ class RunnerConfig:
     world_size: int = 1
     threads: int = 0  # torch threads per process; 0: cores / world_size
     timeout: float = 600.0  # seconds a collective may wait for a peer before failing
-    compile: bool = False  # torch.compile the inner step's body forward (benchmark/compiled.py); not in the run id
+    compile: bool = False  # torch.compile the inner step's body forward (benchmark/core/compiled.py); not in the run id
 
     def __post_init__(self) -> None:
         require(re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device) is not None, "runner.device",
@@ -144,8 +144,6 @@ class LogConfig:
     tensorboard: bool = False  # scalars as TensorBoard event files in <run>/tb/ (rank 0 writes)
 
     def __post_init__(self) -> None:
-        from benchmark.logs import LEVELS
-
         require(self.level.upper() in LEVELS, "log.level", f"must be one of {', '.join(LEVELS)}, got {self.level!r}")
         if self.tensorboard:  # before any folder is written, not at the first scalar
             import importlib.util
@@ -195,8 +193,6 @@ def validate(cfg: DictConfig) -> Config:
 
     ``cfg`` may hold Hydra's own node (``compose(..., return_hydra_config=True)``): a suite
     read from a suite file that sets no ``name`` is then named after the file."""
-    from tasks.user import resolve_suite
-
     cfg = _named_suite(cfg)
     unknown_keys(cfg)
     try:
@@ -210,10 +206,13 @@ def validate(cfg: DictConfig) -> Config:
     name_own_suite(typed.suite)
     require(typed.method.name in METHODS, "method.name", f"unknown; valid: {', '.join(METHODS)}")
     # The tasks the run loads: a suite's finetune_source only counts for a method that trains on it.
-    loaded = METHODS.get(typed.method.name).build(typed.method).sources(typed.suite)
+    method = METHODS.get(typed.method.name).build(typed.method)
+    loaded = method.sources(typed.suite)
+    for name in loaded:  # the suite's tasks are checked; a method may add one (fine-tuning's method.source)
+        require(name in TASKS, "method.source", f"unknown task {name!r}; valid: {', '.join(TASKS)}")
     typed.suite.check_channels(typed.data.channels, loaded)
     typed.method.check(typed)
-    steps = METHODS.get(typed.method.name).build(typed.method).steps(typed.train.steps, len(typed.suite.sources))
+    steps = method.steps(typed.train.steps, len(typed.suite.sources))
     check_phi_moves(typed, steps)
     late = [s for s in typed.metatest.at_steps if s > steps]
     require(not late, "metatest.at_steps", f"{late} lie beyond the run's last step, {steps} "
@@ -312,92 +311,12 @@ def check_writable(key: str, path: str) -> None:
             f"cannot be written: {here} is read-only or not writable by this user")
 
 
-def compose_config(overrides: list[str]) -> Config:
-    """A run's validated config from ``key=value`` overrides, composed as the CLI does
-    (``hydra.searchpath=[file://<dir>]`` among them adds a config directory, as ``--config-dir``)."""
-    from hydra import initialize_config_module
-
-    with initialize_config_module("benchmark.conf", version_base="1.3"):
-        return validate(compose_run(overrides))
-
-
-def compose_run(overrides: list[str]) -> DictConfig:
-    """Compose one run's config (inside an initialized Hydra), keeping Hydra's node for
-    :func:`validate`; an unknown key in a suite file is a one-line ValueError naming it and the file."""
-    from hydra import compose
-    from hydra.errors import ConfigCompositionException
-
-    try:
-        return compose("config", overrides=overrides, return_hydra_config=True)
-    except yaml.YAMLError as e:  # a config file (a suite file of --config-dir) that is not YAML
-        raise ValueError(_yaml_message(e)) from None
-    except ConfigCompositionException as e:
-        text = str(e)
-        where = re.match(r"In '(suite/[^']+)'", text)
-        key = re.search(r"full_key: (suite\.\S+)", text)
-        if where and not key and len(text.splitlines()) > 1:  # the file is not a mapping of suite keys
-            raise ValueError(f"suite: the suite file {where.group(1)}.yaml{_found_in(overrides, where.group(1))} "
-                             f"is not a mapping of {', '.join(SUITE_KEYS)} ({text.splitlines()[1].strip()})"
-                             ) from None
-        if not (where and key):
-            raise
-        raise ValueError(f"{key.group(1)}: unknown key in the suite file {where.group(1)}.yaml"
-                         f"{_found_in(overrides, where.group(1))}; a suite file sets {', '.join(SUITE_KEYS)} "
-                         "(other groups' keys under '# @package _global_')") from None
-
-
-SUITE_KEYS = ("name", "sources", "targets", "validation", "finetune_source")
-TYPE_WORDS = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false"}
-
-
-def explain(error: Exception) -> str:
-    """A Hydra or OmegaConf composition error as one line naming the key and what it accepts
-    (Hydra's own message runs over several lines, lists its search path, and for an unknown
-    key suggests ``+key=``, which would only add a key that nothing reads)."""
-    text, cause = str(error), str(error.__cause__ or error)
-    choice = re.search(r"Could not find '(?:[^']*/)?([^'/]+)'\s+Available options in '([^']+)':\n((?:\t\S+\n?)*)",
-                       text)
-    if choice:
-        return f"{choice.group(2)}: unknown choice {choice.group(1)!r}; valid: {', '.join(choice.group(3).split())}"
-    key = re.search(r"full_key: (\S+)", cause)
-    if key is None:  # e.g. a syntax error: Hydra's first line, and where its grammar is
-        return " ".join(text.split("\nConfig search path")[0].split())
-    key = key.group(1)
-    unknown = re.search(r"Key '[^']+' not in '(\w+)'", cause)
-    if unknown:
-        return unknown_key(key, schemas().get(unknown.group(1)))
-    if value := re.search(r"Value '(.*)' of type '\w+' could not be converted to (\w+)", cause):
-        return f"{key}: must be {TYPE_WORDS.get(value.group(2), value.group(2))}, got {value.group(1)!r}"
-    if value := re.search(r"Value '(.*)' is not a valid bool", cause):
-        return f"{key}: must be true or false, got {value.group(1)!r}"
-    return f"{key}: {cause.splitlines()[0]}"
-
-
 def unknown_key(key: str, schema: type | None) -> str:
     parent = key.rpartition(".")[0]
     if schema is None:
         return f"{key}: unknown key"
     valid = ", ".join(f.name for f in dataclasses.fields(schema))
     return f"{key}: unknown key; valid keys{' of ' + parent if parent else ''}: {valid}"
-
-
-@functools.cache
-def schemas() -> dict[str, type]:  # a function: built once the registries are full
-    """Every config dataclass by its class name (the name OmegaConf's errors give)."""
-    found = {}
-
-    def walk(cls: type) -> None:
-        found[cls.__name__] = cls
-        for f in dataclasses.fields(cls):
-            kind = f.type if isinstance(f.type, type) else globals().get(str(f.type))
-            if isinstance(kind, type) and dataclasses.is_dataclass(kind):
-                walk(kind)
-
-    walk(Config)
-    for registry in (METHODS, MODELS):
-        for name in registry:
-            walk(registry.get(name).config)
-    return found
 
 
 def unknown_keys(cfg: DictConfig) -> None:
@@ -414,25 +333,6 @@ def unknown_keys(cfg: DictConfig) -> None:
                 walk(child, f"{prefix}{key}.")
 
     walk(cfg, "")
-
-
-def _yaml_message(error: yaml.YAMLError) -> str:
-    """A YAML error as one line: the file, the line and column, and what is wrong there."""
-    mark = getattr(error, "problem_mark", None)
-    where = f"{mark.name}, line {mark.line + 1}, column {mark.column + 1}" if mark else "a config file"
-    return f"{where}: not valid YAML ({getattr(error, 'problem', None) or str(error).splitlines()[0]})"
-
-
-def _found_in(overrides: list[str], option: str) -> str:
-    """`` (<path>)``: where the suite file lies among the config directories the overrides add."""
-    for text in overrides:
-        key, _, value = text.partition("=")
-        if key == "hydra.searchpath":
-            for entry in re.findall(r"file://([^,'\]\"]+)", value):
-                path = Path(entry) / f"{option}.yaml"
-                if path.exists():
-                    return f" ({path})"
-    return ""
 
 
 def cores() -> int:

@@ -116,7 +116,7 @@ class ResNetCifar(nn.Sequential):
     Initialized as the authors' ``ResNet_small``: every conv kaiming-normal with fan-out and
     ReLU gain, every BN weight 1 and bias 0 (torch's default conv init gives the 3x3 convs a
     1.7-2.4x smaller std). Their ``fc`` keeps nn.Linear's default, as our head does
-    (``benchmark.population.init_head``)."""
+    (``benchmark.core.population.init_head``)."""
 
     def __init__(self, in_channels: int, n: int = 3, width: int = 16):
         layers: list[nn.Module] = [nn.Conv2d(in_channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width),

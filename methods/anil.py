@@ -7,7 +7,7 @@ The inner loop adapts only the head; the body is frozen. Every ``aggregate_every
 the learners' (frozen body, adapted head), averaged over every task:
 
     g   = mean_i grad_body L_val(theta_i, head_i)
-    phi <- MetaOpt(phi, g)          (SGD; ``meta_lr`` 1 here, 0.01 in their script)
+    phi <- MetaOpt(phi, g)          (SGD by default, as in their script)
 
 and every K steps the bodies are reset to phi. Heads are never reset.
 
@@ -30,13 +30,6 @@ Deviations from the paper, shared with the authors' script: the head is per task
 meta-learned nor reset (ANIL re-initializes a meta-learned head every episode), and the
 meta-gradient is first-order (no backpropagation through the head's adaptation).
 
-The same as the authors' ``meta_train_ANIL.py``: the inner optimizer holds only the head (line 176);
-after the step's inner update, one validation batch (``val_steps`` 1, line 30) gives the gradient at
-(frozen body, adapted head) (lines 89-99); phi takes a plain SGD step on its body part (line 104) and
-``share_params`` averages over tasks (line 106); ``--ours`` is the full shift (lines 108-112). Every
-forward runs in train mode (line 70), so the frozen body's BatchNorm running statistics still move;
-here too. The soft reset is line 222.
-
 Deviation from the authors' code, in this policy (the runner's differences, shared by every method,
 are not repeated here):
 - Their body gradients are never zeroed: ``opt.zero_grad()`` (lines 81 and 92) clears only the
@@ -51,17 +44,10 @@ are not repeated here):
   lines 49-50) redrawn, with new shuffled loaders, at every reset (lines 223-231). Here a split fixed
   by (seed, task): 75% trains the heads, 25% validates (``val_fraction``), as in ``fomaml``.
 - ``meta_optimizer: adam`` has no counterpart (their meta-step is the plain SGD of line 104).
-- Defaults: the shift on (theirs off: ``--ours`` False, line 29), beta 2.8 (theirs 1e-2, line 22),
-  K 25 (theirs 1000, line 24); both meta-update every step (line 23).
+- The shift is on by default (theirs off: ``--ours`` False, line 29). Theirs beta 1e-2 (line 22), K 1000
+  (line 24), a meta-update every step (line 23); tuned here (``benchmark/conf/selected/<suite>/``).
 
-Defaults for the embedded ``glyphs`` suite (400 steps, 8 sources): meta-updates every step, beta
-2.8, K 25, the shift on, selected by the protocol of 2026-12-01 (``benchmark.tune``: 8 trials
-for every method on tuning seed 100, scored on the validation scripts Lao, Ogham and Old Italic
-only; every trial is in ``benchmark/conf/selected/glyphs/anil.yaml``) with validation accuracy
-64.5% (the earlier default, beta 1 / K 100: 63.3%; beta 2.8 is near the top of the range, 3).
-Without the shift (the authors' default) the gradient is taken for up to K steps at the body of
-the last reset, however far phi has moved since; with it, at phi itself; an earlier hand sweep
-without the shift stayed near scratch (beta 0.01-0.1).
+What matches the authors' code, line by line: ``docs/fidelity.md``, section ANIL.
 """
 from __future__ import annotations
 
@@ -86,22 +72,25 @@ SEARCH = {"meta_lr": META_GRADIENT, "reset_every": Resets()}
 
 @register_method("anil", display="ANIL", config=ANILConfig, search=SEARCH)
 class ANIL(GradMethod):
-    def setup(self, pop, steps):
-        super().setup(pop, steps)
+    def setup(self, pop):
+        super().setup(pop)
         # Where the bodies are frozen: phi itself with the shift, else phi at the last reset.
         self.frozen = pop.phi if self.cfg.shift else pop.phi.clone()
 
-    def after_step(self, step, pop):
+    def follow(self, step, pop):
         pop.hold_bodies(self.frozen)  # undo the inner step's body move
-        if step % self.cfg.aggregate_every == 0:
-            pop.phi.grad = pop.val_grad()
-            self.opt.step()
-            if self.cfg.shift:
-                pop.theta.copy_(pop.phi.expand_as(pop.theta))
-        if step % self.cfg.reset_every == 0:
-            pop.reset(hard=self.cfg.hard_reset)
-            if not self.cfg.shift:
-                self.frozen.copy_(pop.phi)
+
+    def meta_grad(self, step, pop):
+        return pop.val_grad()
+
+    def update(self, step, pop):
+        super().update(step, pop)
+        if self.cfg.shift:
+            pop.theta.copy_(pop.phi.expand_as(pop.theta))
+
+    def after_reset(self, pop):
+        if not self.cfg.shift:
+            self.frozen.copy_(pop.phi)
 
     def state_dict(self):
         return {**super().state_dict(), "frozen": None if self.cfg.shift else self.frozen.clone()}

@@ -4,7 +4,11 @@ After every inner step the runner calls ``method.after_step(step, pop)`` (and, b
 the learners' backward and their step, ``method.before_step(step, pop)``). The policy
 decides whether to update phi (from the learners' bodies or from validation
 gradients), shift the learners, or reset them. It never sees devices, processes or
-files: :class:`benchmark.population.Population` offers the collective operations.
+files: :class:`benchmark.core.population.Population` offers the collective operations.
+
+The schedule is written once, in :class:`MetaMethod`: every ``aggregate_every`` steps
+``update`` phi, every ``reset_every`` steps reset. A meta-gradient method
+(:class:`GradMethod`) supplies only ``meta_grad(step, pop)``; the others ``update``.
 
 Adding a method is one file with ``@register_method`` plus one import line in
 ``methods/__init__.py``; the CLI, the sweeps and the tests find it in ``METHODS``.
@@ -21,7 +25,7 @@ from benchmark.registry import Registry, require
 from methods.search import Distribution
 
 if TYPE_CHECKING:
-    from benchmark.population import Population
+    from benchmark.core.population import Population
 
 
 @dataclass
@@ -79,7 +83,8 @@ class GradConfig(MetaOptConfig):
 
 
 class Method:
-    """Base policy. Subclasses override :meth:`after_step` and, if stateful, the state dicts."""
+    """Base policy. Subclasses override :meth:`after_step` (or, through :class:`MetaMethod`, the
+    schedule's hooks) and, if stateful, the state dicts."""
 
     #: False for methods that only meta-test phi_0 (scratch).
     meta_trains: bool = True
@@ -89,9 +94,8 @@ class Method:
     def __init__(self, cfg: MethodConfig):
         self.cfg = cfg
 
-    def setup(self, pop: "Population", steps: int) -> None:
-        """Called once the population exists; ``steps`` is the last inner step of the run."""
-        self.total_steps = steps
+    def setup(self, pop: "Population") -> None:
+        """Called once the population exists."""
 
     def before_step(self, step: int, pop: "Population") -> None:
         """Called after every learner's backward and before the inner step: ``pop.mean_grad()`` is
@@ -126,15 +130,54 @@ class Method:
         pass
 
 
-class GradMethod(Method):
-    """A method with a meta-optimizer over phi (``MetaOptConfig``); its state is checkpointed.
-    It takes validation batches unless it sets ``needs_val`` False."""
+class MetaMethod(Method):
+    """The schedule of every method with a ``MetaConfig``: after each inner step, :meth:`follow`; every
+    ``aggregate_every`` steps, :meth:`update` phi; every ``reset_every`` steps, reset the learners to
+    phi (hard with ``hard_reset``), then :meth:`after_reset`. A policy that steps phi with this
+    step's training gradients (``update_before_step``) updates just before the inner step instead."""
+
+    update_before_step = False
+
+    def before_step(self, step: int, pop: "Population") -> None:
+        if self.update_before_step and step % self.cfg.aggregate_every == 0:
+            self.update(step, pop)
+
+    def after_step(self, step: int, pop: "Population") -> None:
+        self.follow(step, pop)
+        if not self.update_before_step and step % self.cfg.aggregate_every == 0:
+            self.update(step, pop)
+        if step % self.cfg.reset_every == 0:
+            pop.reset(hard=self.cfg.hard_reset)
+            self.after_reset(pop)
+
+    def follow(self, step: int, pop: "Population") -> None:
+        """Every step, before any update (Leap sums its path here, ANIL holds the bodies)."""
+
+    def update(self, step: int, pop: "Population") -> None:
+        """Move phi (and, for a shifting policy, the learners)."""
+        raise NotImplementedError
+
+    def after_reset(self, pop: "Population") -> None:
+        """Right after the learners were reset to phi."""
+
+
+class GradMethod(MetaMethod):
+    """A method whose update is one step of a meta-optimizer over phi (``MetaOptConfig``) on the
+    gradient its :meth:`meta_grad` returns; the optimizer's state is checkpointed. It takes
+    validation batches unless it sets ``needs_val`` False."""
 
     needs_val = True
 
-    def setup(self, pop: "Population", steps: int) -> None:
-        super().setup(pop, steps)
+    def setup(self, pop: "Population") -> None:
         self.opt = meta_optimizer(self.cfg.meta_optimizer, pop.phi, self.cfg.meta_lr)
+
+    def update(self, step: int, pop: "Population") -> None:
+        pop.phi.grad = self.meta_grad(step, pop)
+        self.opt.step()
+
+    def meta_grad(self, step: int, pop: "Population") -> torch.Tensor:
+        """The meta-gradient for phi at this step, averaged over every task of the run."""
+        raise NotImplementedError
 
     def state_dict(self) -> dict[str, Any]:
         return {"opt": self.opt.state_dict()}

@@ -10,39 +10,20 @@ and every K steps theta_i <- phi. Validation batches come from a fixed split of 
 source's training set (``val_fraction``, 0.25 as in the authors' 75/25 split); the
 inner steps use the remaining 75%.
 
-The same as the authors' ``meta_train_fomaml.py``:
-- Lines 89-106: every ``aggregate_period`` steps (1, line 23), after the step's inner update, one
-  validation batch (``val_steps`` 1, line 30) gives the gradient at the task's current theta (lines
-  92-99); phi takes a plain SGD step on it (line 104) and ``share_params`` averages the copies over
-  tasks (line 106): phi - beta * mean_i g_i, as here with ``meta_optimizer: sgd``. Only the body is
-  meta-learned (the ``"fc"`` filter, line 102).
-- The validation forward runs in train mode (``model.train()``, line 70): BatchNorm normalizes with
-  the batch's statistics and updates its running statistics. Here too; in neither are the running
-  statistics part of phi.
-- Validation batches are augmented like training batches: their validation part is a
-  ``random_split`` of the training dataset, which carries the training transform
-  (``dataloader.py`` lines 45-50). Here the validation stream is augmented the same way.
-- Resets: soft (line 221) and hard (lines 211-221), as in ``reptile``.
-
 Deviation from the authors' code, in this policy (the runner's differences, shared by every method,
 are not repeated here):
 - The split. Theirs: ``get_dataloader`` draws an unseeded ``random_split`` of each training set,
   int(0.75 n) images to train and the rest to validate (``dataloader.py`` lines 38, 49-50), at the
   start (lines 139-147) and again, with new shuffled loaders, at every reset (lines 222-229). Here the
-  split is drawn once, fixed by (seed, task) (``benchmark.data.val_indices``: round(0.25 n) images to
+  split is drawn once, fixed by (seed, task) (``benchmark.core.data.val_indices``: round(0.25 n) images to
   validate), saved in the run folder, and both streams run on across resets.
 - ``meta_optimizer: adam`` has no counterpart: their meta-step is the plain SGD of line 104.
 - Their ``--ours`` flag (lines 29, 108-112) shifts the learners by 0.3 * Delta; ``fomaml`` has no
   shift. FOMAML++ (``fomaml_pp``) follows their other script, ``meta_train_fomaml_ours.py``.
-- Defaults: beta 0.3, K 100 (for the embedded suite, below); theirs beta 1e-2 (line 22), K 1000
-  (line 24). Both meta-update every step.
+- Theirs beta 1e-2 (line 22), K 1000 (line 24), a meta-update every step (line 23); tuned here
+  (``benchmark/conf/selected/<suite>/``).
 
-Defaults for the embedded ``glyphs`` suite (400 steps, 8 sources): beta 0.3 (SGD, every step), K
-100, selected by the protocol of 2026-12-01 (``benchmark.tune``: 8 trials for every method on
-tuning seed 100, scored on the validation scripts Lao, Ogham and Old Italic only; every trial is
-in ``benchmark/conf/selected/glyphs/fomaml.yaml``) with validation accuracy 43.3% (next: beta
-0.33 / K 50, 43.1%). They are trial 0, the earlier default, chosen by hand on the test targets;
-on validation data it still came first.
+What matches the authors' code, line by line: ``docs/fidelity.md``, section FOMAML.
 """
 from __future__ import annotations
 
@@ -66,9 +47,5 @@ SEARCH = {"meta_lr": META_GRADIENT, "reset_every": Resets()}
 
 @register_method("fomaml", display="FOMAML", config=FOMAMLConfig, search=SEARCH)
 class FOMAML(GradMethod):
-    def after_step(self, step, pop):
-        if step % self.cfg.aggregate_every == 0:
-            pop.phi.grad = pop.val_grad()
-            self.opt.step()
-        if step % self.cfg.reset_every == 0:
-            pop.reset(hard=self.cfg.hard_reset)
+    def meta_grad(self, step, pop):
+        return pop.val_grad()

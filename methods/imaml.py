@@ -14,23 +14,8 @@ pullback built once per task and reused by every iteration). Every ``aggregate_e
 steps (K by default) phi takes a meta-optimizer step on mean_i x_i (a collective over
 every task), and every K steps the learners are reset to phi. Authors' settings: lambda 0.5
 (``reg_lambda``), 10 CG steps, no damping (``cg_damping``, their ``cg_damp``: (1 + cg_damping)
-I + H / lambda), meta step 0.1 with SGD; the defaults here keep their CG steps, damping and SGD,
-and take lambda, the meta step and K from the tuning protocol (below).
-
-The same as the authors' ``meta_train_imaml.py``:
-- The inner loop is plain SGD (momentum, weight decay) without the proximal term (theirs is
-  commented out, lines 119-124): theta_i is not the regularized inner solution the derivation
-  assumes, and the formula is applied at the learner's current point, after the step's inner update.
-- The system is over the body alone (``params``, line 135): H_i is the body-body block of the
-  cross-entropy's Hessian (no weight decay), with the head held at its current value, and g_i is the
-  body part of the validation gradient.
-- CG from x = 0 (line 157) for 10 iterations (``cg_iterations``, line 37) on (1 + cg_damp) I + H / lambda
-  (lines 81-105), lambda 0.5 (line 34), cg_damp 0 (line 35); it goes on through negative curvature.
-- The meta-update is phi - beta * mean_i x_i, a plain SGD step (lines 160-163) averaged over tasks by
-  ``share_params`` (line 169), beta 0.1 (line 29); their ``meta_opt`` flags (lines 28-32) are unused.
-- It happens only at reset steps: ``compute_meta_grad`` is i % K == 0 (line 274); their
-  ``aggregate_period`` (line 21) is unused. Here ``aggregate_every`` defaults to K.
-- BatchNorm normalizes with batch statistics (train mode, line 109).
+I + H / lambda), meta step 0.1 with SGD; the defaults here keep their CG steps, damping and SGD.
+``docs/fidelity.md`` also says why, on the embedded suite, the CG iterate is not the implicit gradient.
 
 Deviation from the authors' code, in this policy (the runner's differences, shared by every method,
 are not repeated here):
@@ -51,38 +36,19 @@ are not repeated here):
   residual or p^T A p vanished; here CG stops once the residual is below 1e-10 of its start or
   p^T A p is 0. (Their line 90 also spends one Hessian-vector product on A x for x = 0.)
 - ``aggregate_every`` < K and ``meta_optimizer: adam`` have no counterpart.
-- Defaults: beta 0.44, lambda 0.3, K 200 (for the embedded suite, below); theirs beta 0.1 with
-  lambda 0.5 (line 34), meta step 0.1, K 1000 (line 22).
+- Theirs beta 0.1 (line 29), lambda 0.5 (line 34), K 1000 (line 22); tuned here
+  (``benchmark/conf/selected/<suite>/``).
 
-On this suite the system is not positive definite: at lambda 0.5, H_i of the glyphs
-ConvNet has eigenvalues below -lambda, and CG meets negative curvature p^T A p < 0
-within its first one to three iterations, both at phi_0 and after 100-200 inner steps.
-Plain CG (the authors' algorithm) goes on through it; its 10-step iterate keeps a
-moderate norm (0.4 to 1 times ||g_i|| in that probe) but does not solve the system
-(relative residual 1 to 2).
-
-Defaults for the embedded ``glyphs`` suite (400 steps, 8 sources): beta 0.44, lambda 0.3, K 200
-(two meta-updates), selected by the protocol of 2026-12-01 (``benchmark.tune``: 8 trials for
-every method on tuning seed 100, scored on the validation scripts Lao, Ogham and Old Italic
-only; every trial is in ``benchmark/conf/selected/glyphs/imaml.yaml``) with validation accuracy
-26.5%, which is scratch's level (26.6%): no trial beat scratch (the 8 scored 17.7-26.5%; the
-earlier default, the authors' lambda 0.5 and beta 0.1 at K 100, 26.5%). What I believe is why:
-the 400-step budget holds two to sixteen meta-updates, each small (a check of 100 steps on four
-glyph sources: one meta-update moved phi by 0.06, Reptile's by 2.7), and, the system being
-indefinite (above), the CG iterate is not the implicit gradient; applying it more often or with
-a larger step makes phi worse, not better.
+What matches the authors' code, line by line: ``docs/fidelity.md``, section iMAML.
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from omegaconf import II
-from torch import nn
-from torch.func import functional_call, grad, vjp
+from torch.func import grad, vjp
 
 from methods.base import GradConfig, GradMethod, register_method, require
 from methods.search import META_GRADIENT, LogUniform, Resets
@@ -125,36 +91,6 @@ def implicit_grad(loss_fn: Callable[[torch.Tensor], torch.Tensor], theta: torch.
     return conjugate_gradient(matvec, g, cg_steps)
 
 
-@contextlib.contextmanager
-def batch_statistics_only(module: nn.Module) -> Iterator[None]:
-    """BatchNorm normalizes with batch statistics and leaves its running statistics alone."""
-    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    tracked = [m.track_running_stats for m in norms]
-    for m in norms:
-        m.track_running_stats = False
-    try:
-        yield
-    finally:
-        for m, t in zip(norms, tracked):
-            m.track_running_stats = t
-
-
-def body_loss(learner: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[Callable, torch.Tensor]:
-    """The cross-entropy of ``learner`` on (x, y) as a function of its flat body parameters (the head
-    held at its current value), and the flat body."""
-    named = list(learner.body.named_parameters())
-    names = [f"body.{n}" for n, _ in named]
-    shapes = [p.shape for _, p in named]
-    sizes = [p.numel() for _, p in named]
-    head = {f"head.{n}": p.detach() for n, p in learner.head.named_parameters()}
-
-    def loss_fn(flat: torch.Tensor) -> torch.Tensor:
-        body = {n: t.view(s) for n, t, s in zip(names, flat.split(sizes), shapes)}
-        return F.cross_entropy(functional_call(learner, {**body, **head}, (x,)), y)
-
-    return loss_fn, torch.cat([p.detach().reshape(-1) for _, p in named])
-
-
 @dataclass
 class IMAMLConfig(GradConfig):
     name: str = "imaml"
@@ -179,19 +115,10 @@ SEARCH = {"meta_lr": META_GRADIENT, "reset_every": Resets(),
 
 @register_method("imaml", display="iMAML", config=IMAMLConfig, search=SEARCH)
 class IMAML(GradMethod):
-    def task_meta_grad(self, pop, i: int) -> torch.Tensor:
-        """Learner i's implicit meta-gradient x_i, over the body."""
-        learner = pop.learners[i]
-        x, y = pop.val_batch(i)
-        with batch_statistics_only(learner):
-            loss_fn, theta = body_loss(learner, x, y)
-            return implicit_grad(loss_fn, theta, reg_lambda=self.cfg.reg_lambda, cg_steps=self.cfg.cg_steps,
-                                 cg_damping=self.cfg.cg_damping)
-
-    def after_step(self, step, pop):
-        if step % self.cfg.aggregate_every == 0:
-            rows = torch.stack([self.task_meta_grad(pop, i) for i in range(len(pop))])
-            pop.phi.grad = pop.collective.mean_rows(rows)
-            self.opt.step()
-        if step % self.cfg.reset_every == 0:
-            pop.reset(hard=self.cfg.hard_reset)
+    def meta_grad(self, step, pop):
+        rows = []
+        for i in range(len(pop)):  # learner i's implicit meta-gradient x_i, over the body
+            with pop.val_loss(i) as (loss_fn, theta):
+                rows.append(implicit_grad(loss_fn, theta, reg_lambda=self.cfg.reg_lambda, cg_steps=self.cfg.cg_steps,
+                                          cg_damping=self.cfg.cg_damping))
+        return pop.mean_rows(torch.stack(rows))

@@ -21,48 +21,16 @@ summed and averaged over every task of the run (one collective); every ``aggrega
 steps (K by default) the sum is the gradient of a meta-optimizer step on phi (SGD), and
 every K steps the learners are reset to phi and start a new trajectory.
 
-The same as the authors' ``meta_train_leap.py`` and ``leap.py``:
-- The points and their pairing (lines 63-72): segment k's d_theta is paired with the loss
-  change L_k - L_{k-1} and with g_{k-1}, the gradient at theta^{k-2}, as their ``Updater`` does.
-- The first step of every trajectory only records its point (``leap.py`` lines 82-87;
-  ``updater.initialize()`` after every reset, line 194, and a fresh ``Updater`` at the start):
-  K - 1 increments per trajectory of K steps.
-- The loss and gradient are those of the training batch, which come free with the inner step
-  (here the runner hands the policy its losses and gradients before the step): no extra forward,
-  no validation split, all of each source's training set (line 103).
-- The increment's form (``leap.py`` lines 107-133; the stabilizer, lines 109-110), with ``norm``,
-  ``loss_term`` and ``stabilizer`` all on: the ``Updater`` defaults (line 73), which their script
-  keeps (line 137).
-- Only the body is meta-learned (``base_param``, lines 128-137), so d_theta and g are over the
-  body, while the segment length also counts the head's step d_head: their norm runs over every
-  parameter of the model, not its buffers (``leap.py`` lines 42-60, 112-113).
-- The sum is averaged over tasks (``share_grads``, line 179) and applied as a plain SGD step at every
-  reset step (lines 178-182), then the reset: soft (line 193) or hard (lines 183-193).
-
 Deviation from the authors' code, in this policy (the runner's differences, shared by every method,
-are listed in ``benchmark/train.py``):
+are listed in ``benchmark/core/train.py``):
 - A zero-length segment contributes nothing here (its length is clamped away from 0); theirs divides
   by 0 (``leap.py`` line 128).
 - Their script's sources are the 224-px set (lines 48-51), not the paper's eight; here Leap runs on
   the suite's sources, like every method.
 - ``aggregate_every`` < K and ``meta_optimizer: adam`` have no counterpart.
-- Defaults: beta 0.46, K 100 (for the embedded suite, below); theirs beta 1e-2 (line 23), K 1000
-  (line 25).
+- Theirs beta 1e-2 (line 23), K 1000 (line 25); tuned here (``benchmark/conf/selected/<suite>/``).
 
-Until 2026-12-01 this Leap scored its points on validation batches by an extra forward and
-backward after each step (about twice the cost of an inner step, 25% of each source held out),
-with each segment paired with its own loss change. The defaults below were selected on this
-version.
-
-Defaults for the embedded ``glyphs`` suite (400 steps, 8 sources): beta 0.46, K 100, with the
-official norm, stabilizer and loss term, selected by the protocol of 2026-12-01
-(``benchmark.tune``: 8 trials for every method on tuning seed 100, scored on the validation
-scripts Lao, Ogham and Old Italic only; every trial is in
-``benchmark/conf/selected/glyphs/leap.yaml``) with validation accuracy 63.9% (the earlier
-default, beta 0.3 / K 100: 63.6%). With ``norm`` every segment adds a vector of length about 1,
-so the meta-gradient grows with K and beta * K is what carries over: the CTS authors' 0.01 at K
-= 1000 is 0.1 at K = 100 (also the official Leap Omniglot value), which this short budget of
-four meta-updates finds too small (beta 0.04 / K 100: 42.1%).
+What matches the authors' code, line by line: ``docs/fidelity.md``, section Leap.
 """
 from __future__ import annotations
 
@@ -133,42 +101,38 @@ SEARCH = {"meta_lr": INTERPOLATION, "reset_every": Resets((2, 5) + Resets.ladder
 class Leap(GradMethod):
     needs_val = False
 
-    def setup(self, pop, steps):
-        super().setup(pop, steps)
-        self.meta_grad = torch.zeros_like(pop.theta)
+    def setup(self, pop):
+        super().setup(pop)
+        self.path_grad = torch.zeros_like(pop.theta)  # the meta-gradient summed over this trajectory's segments
         self.prev: Point | None = None  # the last point of every local trajectory; None after a reset
         self.step_loss: tuple[torch.Tensor, torch.Tensor] | tuple[None, None] = (None, None)
-        # which learner each entry of the flat heads belongs to
-        sizes = [sum(p.numel() for p in learner.head.parameters()) for learner in pop.learners]
-        self.head_owner = torch.repeat_interleave(torch.arange(len(sizes), device=pop.phi.device),
-                                                  torch.tensor(sizes, device=pop.phi.device))
 
     def before_step(self, step, pop):
         if self.cfg.loss_term:  # this step's training loss and gradient, at the pre-step point
             self.step_loss = (pop.train_losses.clone(), pop.body_grads().clone())
 
-    def after_step(self, step, pop):
+    def follow(self, step, pop):
         current = Point(pop.theta.clone(), pop.heads().clone(), *self.step_loss)
         prev = self.prev
         if prev is not None:
-            head_sq = torch.zeros(len(pop), device=pop.phi.device).index_add_(
-                0, self.head_owner, (current.heads - prev.heads).square())
-            self.meta_grad += leap_increment(prev.theta, current.theta, prev.grad, prev.loss, current.loss,
-                                             other_sq=head_sq, norm=self.cfg.norm, stabilizer=self.cfg.stabilizer)
+            self.path_grad += leap_increment(prev.theta, current.theta, prev.grad, prev.loss, current.loss,
+                                             other_sq=pop.heads_sq(current.heads - prev.heads), norm=self.cfg.norm,
+                                             stabilizer=self.cfg.stabilizer)
         self.prev = current
-        if step % self.cfg.aggregate_every == 0:
-            pop.phi.grad = pop.collective.mean_rows(self.meta_grad)
-            self.opt.step()
-            self.meta_grad.zero_()
-        if step % self.cfg.reset_every == 0:
-            pop.reset(hard=self.cfg.hard_reset)
-            self.prev = None  # the Updater's initialize(): the next trajectory's first step only records
+
+    def meta_grad(self, step, pop):
+        mean = pop.mean_rows(self.path_grad)
+        self.path_grad.zero_()
+        return mean
+
+    def after_reset(self, pop):
+        self.prev = None  # the Updater's initialize(): the next trajectory's first step only records
 
     def state_dict(self):
-        return {**super().state_dict(), "meta_grad": self.meta_grad.clone(),
+        return {**super().state_dict(), "meta_grad": self.path_grad.clone(),
                 "prev": None if self.prev is None else tuple(self.prev)}
 
     def load_state_dict(self, state):
         super().load_state_dict(state)
-        self.meta_grad.copy_(state["meta_grad"])
+        self.path_grad.copy_(state["meta_grad"])
         self.prev = None if state["prev"] is None else Point(*state["prev"])

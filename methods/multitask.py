@@ -8,12 +8,7 @@ L2 weight decay is linear in the gradient, the average of the T steps is exactly
 step on the mean gradient, so this is the K = 1 limit of Reptile with beta = 1 (plus
 momentum averaging). phi is the shared body. No meta-learning keys apply.
 
-The authors' code has no script for this baseline: the released scripts are
-``meta_train_{ours,reptile,fomaml,fomaml_ours,leap,imaml,ANIL}.py`` and ``train_tgt.py``. The
-paper defines it only in its experiments, among the baselines (a body shared by every source task,
-trained jointly, with a head per task), so there is no authors' code to match or deviate from.
-The joint step's details here (each task's own batch of ``train.batch_size``, the unweighted mean
-of the body gradients, one momentum buffer on the mean, the inner SGD of every method) are ours.
+What matches the authors' code, line by line: ``docs/fidelity.md``, section Multi-task.
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ builds a fresh ``get_model`` and nothing is loaded into it (lines 103-117 are sk
 meta-training script for it. Deviation from the authors' code: none in this policy. phi_0 is drawn
 under ``torch.manual_seed(seed)`` (theirs from the unseeded global generator), with the model's own
 init (``benchmark.models``); how the meta-test differs from ``train_tgt.py`` is in
-``benchmark.metatest``.
+``benchmark.core.metatest``.
 """
 from __future__ import annotations
 

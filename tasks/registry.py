@@ -12,6 +12,7 @@ from typing import Any, Callable
 import torch
 
 from benchmark.registry import Registry
+from tasks.names import parse, scheme
 
 
 @dataclass(frozen=True)
@@ -95,8 +96,6 @@ class SuiteConfig:
 
     @staticmethod
     def _known(name: str, key: str) -> None:
-        from tasks.user import parse, scheme
-
         if scheme(name) is not None:
             parse(name, key)  # the scheme and the size; the data is checked at validation
         elif name not in TASKS:

@@ -46,61 +46,19 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmark.seeding import generator
 from tasks.cache import cached_splits
 from tasks.decode import (DECODE_VERSION, DamagedImage, check_splits, data_root, decode_files, decode_items,
                           eight_bit_mode, fit)
+from tasks.names import Ref, TaskError, parse, scheme
 from tasks.registry import TASKS, Splits, TaskSpec
 
 log = logging.getLogger("lsml")
 
-SCHEMES = ("folder", "torchvision")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
 GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
 # Keywords the task sets itself: never from the query string.
 TORCHVISION_OWN = {"root", "train", "download", "transform", "target_transform", "transforms", "loader"}
-
-
-class TaskError(ValueError):
-    """A task named by a scheme that cannot be used; the message is one line naming the key,
-    the task and the path."""
-
-
-def scheme(name: str) -> str | None:
-    """``folder`` for ``folder:...``; None for a registered name (they never hold ':')."""
-    return name.split(":", 1)[0] if ":" in name else None
-
-
-@dataclass(frozen=True)
-class Ref:
-    scheme: str
-    target: str  # the folder's path, or the torchvision class name
-    kwargs: tuple[tuple[str, str], ...]  # torchvision keywords, as given
-    size: int | None  # @<px>
-
-
-def parse(name: str, key: str) -> Ref:
-    """Split a name into its parts; a bad scheme or size is a TaskError."""
-    kind, _, rest = name.partition(":")
-    if kind not in SCHEMES:
-        raise TaskError(f"{key}: task {name!r}: unknown scheme {kind + ':'!r}; schemes: "
-                        f"{', '.join(s + ':' for s in SCHEMES)}, or a registered task name")
-    size = None
-    head, at, tail = rest.rpartition("@")
-    if at and "/" not in tail:  # a path may hold '@' in a folder name, never in its last part
-        if not tail.isdigit() or int(tail) < 1:
-            raise TaskError(f"{key}: task {name!r}: the size @{tail} must be a positive number of pixels, e.g. @32")
-        rest, size = head, int(tail)
-    kwargs: tuple = ()
-    if kind == "torchvision":
-        rest, _, query = rest.partition("?")
-        pairs = [p.partition("=") for p in query.split("&") if p]
-        bad = [p[0] for p in pairs if not p[1] or not p[0]]
-        if bad:
-            raise TaskError(f"{key}: task {name!r}: {bad[0]!r} is not key=value")
-        kwargs = tuple(sorted((k, v) for k, _, v in pairs))
-    if not rest:
-        raise TaskError(f"{key}: task {name!r}: names no {'path' if kind == 'folder' else 'class'}")
-    return Ref(kind, rest, kwargs, size)
 
 
 @dataclass(frozen=True)
@@ -280,8 +238,6 @@ def _split(train: dict[str, list[Path]], fraction: float, where: str, train_dir:
            ) -> tuple[dict[str, list[Path]], dict[str, list[Path]]]:
     """A stratified split of each class: ``fraction`` of its images (at least one each way) to test,
     drawn by a generator seeded by the class name alone (the same on every machine)."""
-    from benchmark.data import generator
-
     kept, held = {}, {}
     for c, files in train.items():
         if len(files) < 2:

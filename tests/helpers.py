@@ -5,7 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmark.config import Config, compose_config
+from benchmark.compose import compose_config
+from benchmark.config import Config
 
 ROOT = Path(__file__).resolve().parents[1]
 

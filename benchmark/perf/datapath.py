@@ -15,7 +15,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from benchmark.data import TaskStream
+from benchmark.core.data import TaskStream
 from benchmark.models import ResNetCifar
 from tasks.registry import TaskSpec
 

@@ -17,12 +17,13 @@ import time
 import torch
 from hydra import compose, initialize_config_module
 
-from benchmark.compiled import check_compile
 from benchmark.config import validate
-from benchmark.distributed import device_for
-from benchmark.metatest import meta_test
-from benchmark.run import load_data
-from benchmark.train import initial_body
+from benchmark.core.compiled import check_compile
+from benchmark.core.metatest import meta_test
+from benchmark.core.train import initial_body
+from benchmark.runtime.distributed import device_for
+from benchmark.runtime.execute import load_data
+from methods.base import METHODS
 from tasks.registry import TASKS
 from tasks.user import with_channels
 
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(eager.runner.threads or 1)
     device = device_for(eager.runner.device, None)
     check_compile(device)
-    data = load_data(eager)
+    data = load_data(eager, METHODS.get(eager.method.name).build(eager.method))
     target = args.target or eager.suite.targets[0]
     spec = with_channels(TASKS.get(target), eager.data.channels)
     phi = {k: v.detach().clone() for k, v in initial_body(eager, spec.channels).state_dict().items()}

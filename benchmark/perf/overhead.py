@@ -35,16 +35,16 @@ import torch.nn.functional as F
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from benchmark.compiled import check_compile
 from benchmark.config import cores, validate
-from benchmark.data import normalize
-from benchmark.distributed import device_for
+from benchmark.core.compiled import check_compile
+from benchmark.core.data import normalize
+from benchmark.core.population import Learner
+from benchmark.core.train import initial_body, meta_train
 from benchmark.perf import check_counts
-from benchmark.population import Learner
-from benchmark.run import load_data
-from benchmark.storage import RunDir
-from benchmark.train import initial_body, meta_train
-from methods import METHODS
+from benchmark.runtime.distributed import device_for
+from benchmark.runtime.execute import load_data
+from benchmark.runtime.storage import RunDir
+from methods.base import METHODS
 from tasks.registry import TASKS
 
 
@@ -74,7 +74,8 @@ def runner_seconds(overrides: list[str], data, device, timer: PolicyTimer) -> tu
         run = RunDir(OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True))
         run.start(1)
         timer.seconds = 0.0
-        wall = meta_train(cfg, run, data, device, progress=False)["wall_seconds"]
+        method = METHODS.get(cfg.method.name).build(cfg.method)
+        wall = meta_train(cfg, method, run, data, device, progress=False)["wall_seconds"]
         return wall, timer.seconds
 
 
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
         cfg = validate(compose("config", overrides=base))
     torch.set_num_threads(cfg.runner.threads or cores())
     device = device_for(cfg.runner.device, None)
-    data = load_data(cfg)
+    data = load_data(cfg, METHODS.get(cfg.method.name).build(cfg.method))
     reptile = [*base, "method=reptile", f"method.reset_every={steps}"]
     ours = [*base, "method=ours"]
     compiled = [*reptile, "runner.compile=true"]

@@ -219,8 +219,8 @@ def read_only_folder(path: Path):
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
-    from benchmark.run import execute
-    from benchmark.storage import RunDir
+    from benchmark.runtime.execute import execute
+    from benchmark.runtime.storage import RunDir
     from helpers import make_config
     from omegaconf import OmegaConf
 

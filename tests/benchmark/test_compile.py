@@ -12,9 +12,9 @@ import torch
 from omegaconf import OmegaConf
 
 from benchmark import logs
-from benchmark.compiled import check_compile
-from benchmark.run import execute
-from benchmark.storage import run_id
+from benchmark.core.compiled import check_compile
+from benchmark.runtime.execute import execute
+from benchmark.runtime.storage import run_id
 from helpers import ROOT, make_config
 
 ARGS = ["suite=toy", "method=ours", "method.meta_lr=0.1", "method.reset_every=7", "train.steps=30", "checkpoint.every=10"]
@@ -113,9 +113,9 @@ def test_no_compiler_fails_before_any_compute_naming_the_key(tmp_path, monkeypat
 
 def test_the_meta_test_trains_through_the_compiled_body_when_the_run_is_compiled(tmp_path, monkeypatch):
     """Meta-tests are about 40% of a long run: with runner.compile=true they take the compiled body
-    forward too (benchmark.compiled.body_forward(True)); eager runs keep the eager one."""
-    import benchmark.metatest as metatest
-    from benchmark.compiled import _body_forward
+    forward too (benchmark.core.compiled.body_forward(True)); eager runs keep the eager one."""
+    import benchmark.core.metatest as metatest
+    from benchmark.core.compiled import _body_forward
 
     asked = []
 
@@ -124,8 +124,8 @@ def test_the_meta_test_trains_through_the_compiled_body_when_the_run_is_compiled
         return _body_forward  # eager here: the wiring is what this test checks
 
     monkeypatch.setattr(metatest, "body_forward", spy)
-    monkeypatch.setattr("benchmark.train.body_forward", lambda compile: _body_forward)  # no compiling here
-    monkeypatch.setattr("benchmark.run.check_compile", lambda device: None)
+    monkeypatch.setattr("benchmark.core.train.body_forward", lambda compile: _body_forward)  # no compiling here
+    monkeypatch.setattr("benchmark.runtime.execute.check_compile", lambda device: None)
     run(tmp_path, "c", "runner.compile=true", "train.steps=4", "metatest.steps=2")
     assert asked and set(asked) == {True}
     asked.clear()

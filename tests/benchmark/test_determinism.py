@@ -2,9 +2,9 @@
 import pytest
 import torch
 
+from benchmark.core.train import initial_body
 from benchmark.models import flat_params
-from benchmark.run import execute
-from benchmark.train import initial_body
+from benchmark.runtime.execute import execute
 from helpers import make_config
 
 
@@ -34,7 +34,7 @@ def test_meta_lr_zero_leaves_phi_at_phi0(tmp_path, method):
 
 
 def test_validation_split_is_fixed_by_seed_and_recorded(tmp_path):
-    from benchmark.data import val_indices
+    from benchmark.core.data import val_indices
 
     cfg = make_config("suite=toy", "method=fomaml", f"results_dir={tmp_path}", "train.steps=4")
     run = execute(cfg, progress=False)

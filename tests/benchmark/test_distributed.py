@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmark.distributed import Collective
-from benchmark.run import RunFailed, execute
-from benchmark.train import shard
+from benchmark.core.train import shard
+from benchmark.runtime.distributed import Collective
+from benchmark.runtime.execute import RunFailed, execute
 from helpers import ROOT, cli, make_config
 from methods import METHODS
 
@@ -101,7 +101,7 @@ def test_failing_rank_stops_every_rank_with_its_traceback(tmp_path):
             while proc.poll() is None:
                 if time.monotonic() - start > 120:
                     pytest.fail("the run did not stop within 120 s")
-                workers.update({pid: cmd for pid, cmd in tagged(tag).items() if "benchmark.worker" in cmd})
+                workers.update({pid: cmd for pid, cmd in tagged(tag).items() if "benchmark.runtime.worker" in cmd})
                 time.sleep(0.05)
         finally:
             if proc.poll() is None:
@@ -197,7 +197,7 @@ def test_sigterm_to_a_self_spawned_run_reaches_its_workers(tmp_path):
         output, _ = proc.communicate(timeout=120)
         assert proc.returncode != 0 and "checkpoint written" in output, output
         time.sleep(0.5)
-        assert not {p: c for p, c in tagged(tag).items() if "benchmark.worker" in c}, "no worker runs on"
+        assert not {p: c for p, c in tagged(tag).items() if "benchmark.runtime.worker" in c}, "no worker runs on"
         (folder,) = tmp_path.glob("toy/ours/*")
         assert json.loads((folder / "checkpoints" / "resume.json").read_text())["world_size"] == 2
     finally:
@@ -225,12 +225,12 @@ def test_kill_9_of_a_self_spawned_parent_takes_its_workers_with_it(tmp_path):
         while not list(tmp_path.rglob("resume.json")):  # the workers are training and checkpointing
             assert proc.poll() is None and time.monotonic() < deadline, "the run ended or never checkpointed"
             time.sleep(0.05)
-        workers = {p for p, c in tagged(tag).items() if "benchmark.worker" in c}
+        workers = {p for p, c in tagged(tag).items() if "benchmark.runtime.worker" in c}
         assert len(workers) == 2
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         killed = time.monotonic()
-        while {p for p, c in tagged(tag).items() if "benchmark.worker" in c} and time.monotonic() - killed < 5:
+        while {p for p, c in tagged(tag).items() if "benchmark.runtime.worker" in c} and time.monotonic() - killed < 5:
             time.sleep(0.05)
         assert not tagged(tag), "a worker outlived its parent by 5 s"
         state = folder_state(tmp_path)

@@ -8,8 +8,9 @@ import torch
 
 from analysis.collect import collect
 from benchmark import episodes
-from benchmark.run import execute
-from benchmark.storage import run_id
+from benchmark.core import episodes as scoring
+from benchmark.runtime.execute import execute
+from benchmark.runtime.storage import run_id
 from helpers import make_config
 from omegaconf import OmegaConf
 from tasks.registry import TASKS
@@ -28,8 +29,8 @@ def toy_e():
 
 
 def test_an_episode_is_n_way_k_shot_with_its_queries(toy_e):
-    tasks = episodes.task_set(toy_e.test_x, toy_e.test_y, ways=3, shots=2, queries=5)
-    sx, sy, qx, qy = episodes.episode(tasks, 2, seed=0, target="toy_e", index=0)
+    tasks = scoring.task_set(toy_e.test_x, toy_e.test_y, ways=3, shots=2, queries=5)
+    sx, sy, qx, qy = scoring.episode(tasks, 2, seed=0, target="toy_e", index=0)
     assert sx.dtype == torch.uint8 and sx.shape == (3 * 2, 1, 12, 12) and qx.shape == (3 * 5, 1, 12, 12)
     assert torch.bincount(sy).tolist() == [2, 2, 2] and torch.bincount(qy).tolist() == [5, 5, 5]
     rows = lambda x: {bytes(img.numpy()) for img in x}  # noqa: E731
@@ -40,27 +41,27 @@ def test_an_episode_is_n_way_k_shot_with_its_queries(toy_e):
 
 def test_episodes_depend_on_seed_target_and_index_alone(toy_e):
     """Every method, every repeat, whatever Python's random state: the same episode."""
-    tasks = episodes.task_set(toy_e.test_x, toy_e.test_y, ways=3, shots=1, queries=5)
-    first = episodes.episode(tasks, 1, seed=0, target="toy_e", index=3)
+    tasks = scoring.task_set(toy_e.test_x, toy_e.test_y, ways=3, shots=1, queries=5)
+    first = scoring.episode(tasks, 1, seed=0, target="toy_e", index=3)
     random.seed(12345)
     state = random.getstate()
-    again = episodes.episode(episodes.task_set(toy_e.test_x, toy_e.test_y, 3, 1, 5), 1, 0, "toy_e", 3)
+    again = scoring.episode(scoring.task_set(toy_e.test_x, toy_e.test_y, 3, 1, 5), 1, 0, "toy_e", 3)
     assert random.getstate() == state, "the caller's random state is restored"
     assert all(torch.equal(a, b) for a, b in zip(first, again))
-    other = episodes.episode(tasks, 1, seed=0, target="toy_e", index=4)
+    other = scoring.episode(tasks, 1, seed=0, target="toy_e", index=4)
     assert not torch.equal(first[2], other[2])
 
 
 def test_every_method_is_scored_on_identical_episodes(tmp_path, monkeypatch):
     seen: dict[str, list] = {}
-    draw = episodes.episode
+    draw = scoring.episode
 
     def recording(tasks, shots, seed, target, index):
         out = draw(tasks, shots, seed, target, index)
         seen.setdefault(method, []).append(out)
         return out
 
-    monkeypatch.setattr(episodes, "episode", recording)
+    monkeypatch.setattr(scoring, "episode", recording)
     for method in ("ours", "scratch"):
         execute(make_config(*TINY, *EPISODES, f"method={method}", f"results_dir={tmp_path}"), progress=False)
     assert len(seen["ours"]) == 2 * 2 * 4  # targets x shots x episodes
@@ -72,7 +73,7 @@ def test_every_method_is_scored_on_identical_episodes(tmp_path, monkeypatch):
                                           ("metatest.episode_queries=15", "metatest.episode_shots")])
 def test_an_impossible_request_fails_naming_the_key_before_anything_is_written(tmp_path, override, key):
     cfg = make_config(*TINY, *EPISODES, override, f"results_dir={tmp_path}")
-    with pytest.raises(episodes.ImpossibleEpisodes, match=key):
+    with pytest.raises(scoring.ImpossibleEpisodes, match=key):
         execute(cfg, progress=False)
     assert not tmp_path.exists() or not list(tmp_path.rglob("config.yaml"))
 

@@ -4,7 +4,7 @@ and nothing written."""
 import pytest
 
 from benchmark import episodes, sweep, tune
-from benchmark.run import execute
+from benchmark.runtime.execute import execute
 from helpers import cli, make_config
 
 # (override, what the line must hold: the key, then the valid choices)

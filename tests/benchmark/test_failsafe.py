@@ -10,7 +10,8 @@ import sys
 import pytest
 import torch
 
-from benchmark.run import Diverged, execute
+from benchmark.core.train import Diverged
+from benchmark.runtime.execute import execute
 from helpers import ROOT, cli, make_config
 
 TOY = ["suite=toy", "train.steps=20", "metatest.steps=5"]

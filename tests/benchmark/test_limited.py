@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from analysis.collect import collect
-from benchmark.config import compose_config
-from benchmark.metatest import TooFewImages, limited
-from benchmark.run import execute
-from benchmark.storage import run_id
+from benchmark.compose import compose_config
+from benchmark.core.metatest import TooFewImages, limited
+from benchmark.runtime.execute import execute
+from benchmark.runtime.storage import run_id
 from omegaconf import OmegaConf
 from tasks.registry import Splits
 

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from benchmark import logs
-from benchmark.config import compose_config
+from benchmark.compose import compose_config
 from tasks.registry import TASKS
 
 
@@ -53,7 +53,7 @@ def test_setup_installs_one_handler_and_names_a_bad_level():
 def test_the_log_level_is_not_part_of_a_run_id():
     from omegaconf import OmegaConf
 
-    from benchmark.storage import run_id
+    from benchmark.runtime.storage import run_id
 
     ids = {run_id(OmegaConf.to_container(OmegaConf.structured(compose_config([f"log.level={level}"])), resolve=True))
            for level in ("INFO", "DEBUG")}

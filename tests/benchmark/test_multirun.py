@@ -1,5 +1,5 @@
 """Hydra's multirun (``benchmark.run -m``) runs every job, skips finished ones, exits 0 when all
-are done and names the jobs that failed otherwise (benchmark/multirun.py)."""
+are done and names the jobs that failed otherwise (benchmark/runtime/multirun.py)."""
 import os
 import shutil
 import subprocess

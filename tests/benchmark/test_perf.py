@@ -26,14 +26,6 @@ def test_help_prints_usage_and_what_is_measured(name):
     assert "--repeats" in out.stdout
 
 
-def test_benchmark_overhead_is_the_overhead_script():
-    """``python -m benchmark.overhead``, the long-horizon issue's name, runs the same script."""
-    out = subprocess.run([sys.executable, "-m", "benchmark.overhead", "--help"],
-                         check=False, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert SCRIPTS["overhead"] in out.stdout and "--repeats" in out.stdout
-
-
 @pytest.mark.parametrize("module, argv, flag", [
     (overhead, ["repeats=2", "suite=toy"], "--repeats 2"),
     (overhead, ["suite=toy", "steps=3"], "--steps 3"),

@@ -12,8 +12,8 @@ import torch
 from omegaconf import OmegaConf
 
 from benchmark import logs
-from benchmark.run import execute
-from benchmark.storage import RunBusy, RunDir
+from benchmark.runtime.execute import execute
+from benchmark.runtime.storage import RunBusy, RunDir
 from helpers import ROOT, make_config
 
 ARGS = ["suite=toy", "runner.threads=1", "train.steps=300", "checkpoint.every=20", "method.reset_every=7",
@@ -175,7 +175,7 @@ def test_runs_that_differ_only_in_paths_share_a_run_id(tmp_path):
     c = make_config("suite=toy", f"results_dir={tmp_path / 'c'}", "seed=1")
     from omegaconf import OmegaConf
 
-    from benchmark.storage import run_id
+    from benchmark.runtime.storage import run_id
 
     ids = [run_id(OmegaConf.to_container(OmegaConf.structured(x), resolve=True)) for x in (a, b, c)]
     assert ids[0] == ids[1] != ids[2]
@@ -184,7 +184,7 @@ def test_runs_that_differ_only_in_paths_share_a_run_id(tmp_path):
 def test_a_key_added_later_keeps_old_run_ids_at_its_default():
     """storage.ADDED_KEYS: a config written before the key existed and one holding its default
     hash alike; setting it away from the default is another run."""
-    from benchmark.storage import ADDED_KEYS, run_id
+    from benchmark.runtime.storage import ADDED_KEYS, run_id
 
     new = OmegaConf.to_container(OmegaConf.structured(make_config("suite=toy")), resolve=True)
     assert "metatest.validation_at_steps" in ADDED_KEYS and new["metatest"]["validation_at_steps"] is False

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from benchmark.selection import SelectionError, Trial, read_dir, select, selection_record, write
+from benchmark.sweeps.selection import SelectionError, Trial, read_dir, select, selection_record, write
 from methods import METHODS
 from methods.search import describe
 

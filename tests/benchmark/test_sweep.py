@@ -9,9 +9,10 @@ import pytest
 import torch
 import yaml
 
-from benchmark import launchers
-from benchmark.grid import compose_runs, expand, load_grid
-from benchmark.sweep import main, state
+from benchmark.sweep import main
+from benchmark.sweeps import launchers
+from benchmark.sweeps.grid import compose_runs, expand, load_grid
+from benchmark.sweeps.states import state
 from helpers import ROOT
 from methods import METHODS
 
@@ -237,8 +238,8 @@ def test_twelve_concurrent_runs_leave_twelve_intact_folders(tmp_path, capsys):
 def test_the_grid_module_composes_the_runs_a_hand_composition_gives():
     """core and paper: every point is the grid's overrides, then its method's, then its axis
     values, composed once each; the same runs, in the same order, as composing those by hand."""
-    from benchmark.config import compose_config
-    from benchmark.storage import RunDir as Folder
+    from benchmark.compose import compose_config
+    from benchmark.runtime.storage import RunDir as Folder
     from omegaconf import OmegaConf
 
     for name in ("core", "paper"):

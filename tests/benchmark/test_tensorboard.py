@@ -6,8 +6,8 @@ from collections import Counter
 
 import pytest
 
-from benchmark.run import execute
-from benchmark.storage import run_id
+from benchmark.runtime.execute import execute
+from benchmark.runtime.storage import run_id
 from helpers import make_config
 from omegaconf import OmegaConf
 

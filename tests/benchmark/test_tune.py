@@ -12,12 +12,13 @@ import shutil
 import pytest
 import yaml
 
-from benchmark.config import compose_config
-from benchmark.grid import GridError, check_selected, compose_points, compose_runs, expand, load_grid
-from benchmark.run import execute
-from benchmark import selection
-from benchmark.selection import SelectionError, Trial, read_dir, selection_record
-from benchmark.tune import main, plan, trials_of
+from benchmark.compose import compose_config
+from benchmark.runtime.execute import execute
+from benchmark.sweeps import selection
+from benchmark.sweeps.grid import GridError, check_selected, compose_points, compose_runs, expand, load_grid
+from benchmark.sweeps.selection import SelectionError, Trial, read_dir, selection_record
+from benchmark.sweeps.tuning import plan, trials_of
+from benchmark.tune import main
 from helpers import ROOT
 from methods import METHODS
 from methods.search import Choice, draws, resolve
@@ -278,7 +279,7 @@ def test_status_starts_nothing_and_writes_nothing(tuned, tmp_path, capsys):
 
 def test_an_interrupted_tune_does_not_exit_as_a_success(tmp_path, monkeypatch):
     """Ctrl-C during the runs: the sweep exits 130; so does the tune."""
-    from benchmark import launchers
+    from benchmark.sweeps import launchers
 
     def interrupted(runs, settings):
         raise KeyboardInterrupt

@@ -6,15 +6,16 @@ method's policy through a real 2-task toy population and returns its final phi.
 
 Imported as ``from populations import ...``: pytest's default (prepend) import mode puts
 ``tests/methods/`` on sys.path for the test files here. The name is plural so it never
-shadows ``benchmark.population``.
+shadows ``benchmark.core.population``.
 """
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.data import TaskStream, generator
+from benchmark.core.data import TaskStream
+from benchmark.core.population import Population
 from benchmark.models import ConvNet, flat_params
-from benchmark.population import Population
+from benchmark.seeding import generator
 from methods.base import METHODS
 from tasks.registry import TASKS
 from tasks.toy import make_toy
@@ -46,7 +47,7 @@ def population_phi(name: str, steps: int, **cfg) -> torch.Tensor:
         streams.append(TaskStream(d.train_x, d.train_y, s, 8, (0, s.name, "train"), "cpu"))
     entry = METHODS.get(name)
     method = entry.build(entry.config(**cfg))
-    method.setup(pop, steps)
+    method.setup(pop)
     for step in range(1, steps + 1):
         for i, (learner, s) in enumerate(zip(pop.learners, streams)):
             x, y = s.batch(step)

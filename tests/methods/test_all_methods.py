@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from benchmark.core.train import initial_body
 from benchmark.models import flat_params
-from benchmark.run import execute
 from benchmark.models import build_body
-from benchmark.train import initial_body
+from benchmark.runtime.execute import execute
 from helpers import ROOT, make_config
 from methods.base import METHODS
 

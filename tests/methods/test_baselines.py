@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmark.data import generator
+from benchmark.core.population import Population
 from benchmark.models import ConvNet, flat_params
-from benchmark.population import Population
+from benchmark.seeding import generator
 from methods.base import METHODS
 from populations import assert_equals_reference, hand_population, population_phi
 
@@ -28,7 +28,7 @@ def test_fomaml_by_hand():
     pop = hand_population()
     grads = iter([torch.tensor([2.0, -2.0]), torch.tensor([0.0, 4.0]), torch.tensor([1.0, 1.0])])
     pop.val_grad = lambda: next(grads)
-    method.setup(pop, 3)
+    method.setup(pop)
     trace = []
     for step in (1, 2, 3):
         pop.theta += MOVES
@@ -50,7 +50,7 @@ def test_fomaml_pp_by_hand():
     each steps with its own g_i (lr 0.1, momentum 0.9, no weight decay here); reset at K."""
     method = build("fomaml_pp", meta_lr=0.5, reset_every=2, aggregate_every=1)
     pop = hand_population()
-    method.setup(pop, 2)
+    method.setup(pop)
     body_grads = pop.G[: pop.theta.numel()].view_as(pop.theta)
     trace = []
     for step, g in ((1, [[1.0, 0.0], [0.0, 2.0]]), (2, [[2.0, 2.0], [0.0, 0.0]])):
@@ -76,8 +76,8 @@ def authors_fomaml_pp_phi(steps: int, beta: float, K: int) -> torch.Tensor:
     loop (186-203), one model and one torch.optim.SGD per task, share_params as a mean."""
     from torch import nn
 
-    from benchmark.data import TaskStream
-    from benchmark.population import Learner, init_head
+    from benchmark.core.data import TaskStream
+    from benchmark.core.population import Learner, init_head
     from tasks.registry import TASKS
     from tasks.toy import make_toy
 
@@ -123,7 +123,7 @@ def test_fomaml_adam_meta_optimizer_by_hand():
     method = build("fomaml", meta_lr=0.1, reset_every=4, aggregate_every=1, meta_optimizer="adam")
     pop = hand_population()
     pop.val_grad = lambda: torch.tensor([3.0, -0.5])
-    method.setup(pop, 1)
+    method.setup(pop)
     method.after_step(1, pop)
     torch.testing.assert_close(pop.phi, torch.tensor([-0.1, 0.1]), atol=1e-6, rtol=0)
 
@@ -132,7 +132,7 @@ def test_multitask_by_hand():
     """Bodies and their momentum are averaged every step: one SGD step on the mean gradient."""
     method = build("multitask")
     pop = hand_population()
-    method.setup(pop, 1)
+    method.setup(pop)
     pop.M[:4] = torch.tensor([1.0, 2.0, 3.0, 6.0])  # body momentum rows (1, 2) and (3, 6)
     pop.theta += MOVES
     method.after_step(1, pop)
@@ -152,7 +152,7 @@ def test_multitask_step_is_sgd_on_mean_gradient():
     heads = [copy.deepcopy(l.head) for l in pop.learners]
     opts = [torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3) for m in [ref_body, *heads]]
     method = build("multitask")
-    method.setup(pop, 2)
+    method.setup(pop)
     batches = [(torch.randn(6, 1, 12, 12), torch.randint(0, 3, (6,))) for _ in range(4)]
     for step in (1, 2):
         for o in opts:
@@ -198,7 +198,7 @@ def test_finetune_source_of_each_suite():
 def test_finetune_phi_is_the_pretrained_body_at_every_step():
     method = build("finetune")
     pop = hand_population()
-    method.setup(pop, 2)
+    method.setup(pop)
     pop.theta += MOVES
     method.after_step(1, pop)
     assert pop.phi.tolist() == [0.5, 1.0]  # the mean over learners: with one source, its body

@@ -4,15 +4,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmark.data import TaskStream, generator, split_train_val
+from benchmark.core.data import TaskStream, split_train_val
+from benchmark.core.population import Population
+from benchmark.core.train import initial_body
 from benchmark.models import ConvNet, flat_params
-from benchmark.population import Population
-from benchmark.run import execute
 from benchmark.models import build_body
-from benchmark.train import initial_body
+from benchmark.runtime.execute import execute
+from benchmark.seeding import generator
 from helpers import make_config
+from benchmark.core.population import batch_statistics_only, body_loss
 from methods.base import METHODS
-from methods.imaml import batch_statistics_only, body_loss, implicit_grad
+from methods.imaml import implicit_grad
 from methods.leap import leap_increment
 from populations import assert_equals_reference, hand_population, population_phi
 from tasks.registry import TASKS
@@ -68,7 +70,7 @@ def run_leap_by_hand(method, steps):
     """Drive the policy as the runner does: this step's losses and body gradients are written
     before ``before_step``, then the bodies move (instead of an inner step) and ``after_step``."""
     pop = hand_population()
-    method.setup(pop, len(steps))
+    method.setup(pop)
     for k, (losses, grads, moves) in enumerate(steps, start=1):
         pop.train_losses.copy_(torch.tensor(losses))
         pop.body_grads().copy_(torch.tensor(grads))
@@ -97,7 +99,7 @@ def test_leap_policy_by_hand():
     expected = -0.5 * (task0 + torch.tensor([0.0, -1.0])) / 2
     torch.testing.assert_close(pop.phi, expected, atol=1e-6, rtol=0)
     assert torch.equal(pop.theta, pop.phi.expand(2, 2))
-    assert torch.equal(method.meta_grad, torch.zeros(2, 2)) and method.prev is None
+    assert torch.equal(method.path_grad, torch.zeros(2, 2)) and method.prev is None
 
 
 def test_leap_without_loss_term_is_the_path_length():
@@ -124,7 +126,7 @@ def authors_leap_phi(steps: int, beta: float, K: int) -> torch.Tensor:
     for name in ["toy_a", "toy_b"]:
         spec = TASKS.get(name)
         head = nn.Linear(body.out_features, spec.num_classes)
-        from benchmark.population import init_head
+        from benchmark.core.population import init_head
 
         init_head(head, generator(0, name, "head"))
         models.append(torch.nn.Sequential(copy.deepcopy(body), head))
@@ -198,7 +200,7 @@ class SmallBody(torch.nn.Sequential):
         self.out_features = 12
 
 
-def test_imaml_task_meta_grad_is_the_dense_solve_on_a_learner():
+def test_imaml_meta_grad_is_the_dense_solve_on_a_learner():
     """Through the method on a real population: (I + H_body / lambda)^{-1} g_body, with H and g
     on the learner's validation batch and the head held fixed, BatchNorm statistics untouched."""
     torch.manual_seed(0)
@@ -216,7 +218,7 @@ def test_imaml_task_meta_grad_is_the_dense_solve_on_a_learner():
     A = torch.eye(len(theta)) + H / lam
     assert torch.linalg.eigvalsh(A).min() > 0.1
     running = learner.body[1].running_mean.clone()
-    got = method.task_meta_grad(pop, 0)
+    got = method.meta_grad(1, pop)  # one learner: its own implicit gradient
     torch.testing.assert_close(got, torch.linalg.solve(A, g), atol=1e-5, rtol=1e-4)
     assert not torch.allclose(got, g, atol=1e-3), "the Hessian must matter"
     assert torch.equal(learner.body[1].running_mean, running), "BatchNorm running statistics untouched"
@@ -257,7 +259,7 @@ def inner_step(pop, streams, step, method=None):
 def test_anil_body_is_frozen_in_the_inner_loop(shift):
     pop, streams = toy_population()
     method = build("anil", meta_lr=0.1, reset_every=4, aggregate_every=2, shift=shift)
-    method.setup(pop, 6)
+    method.setup(pop)
     P = pop.theta.numel()
     heads0 = pop.W[P:].clone()
     frozen = pop.phi.clone()  # where the bodies are held
@@ -304,13 +306,13 @@ def test_state_dict_resumes_exactly(name):
 
     pop, streams = toy_population()
     method = build(name, **cfg)
-    method.setup(pop, 8)
+    method.setup(pop)
     steps(pop, streams, method, 1, 4)
     pop_state, method_state = pop.state_dict(), method.state_dict()
     steps(pop, streams, method, 5, 8)
     again, streams = toy_population()
     resumed = build(name, **cfg)
-    resumed.setup(again, 8)
+    resumed.setup(again)
     again.load_state_dict(pop_state)
     resumed.load_state_dict(method_state)
     steps(again, streams, resumed, 5, 8)

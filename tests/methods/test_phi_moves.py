@@ -6,9 +6,9 @@ import dataclasses
 import pytest
 import torch
 
+from benchmark.core.train import initial_body
 from benchmark.models import build_body, flat_params
-from benchmark.run import execute
-from benchmark.train import initial_body
+from benchmark.runtime.execute import execute
 from helpers import make_config
 from methods.base import METHODS
 

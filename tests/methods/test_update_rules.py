@@ -13,9 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.data import TaskStream, generator
+from benchmark.core.data import TaskStream
+from benchmark.core.population import Learner, Population, init_head
 from benchmark.models import ConvNet, flat_params
-from benchmark.population import Learner, Population, init_head
+from benchmark.seeding import generator
 from methods.base import METHODS
 from populations import assert_equals_reference, hand_population, population_phi
 from tasks.registry import TASKS
@@ -26,7 +27,7 @@ def run_policy(name: str, **cfg) -> list[tuple[list, list]]:
     entry = METHODS.get(name)
     method = entry.build(entry.config(**cfg))
     pop = hand_population()
-    method.setup(pop, 3)
+    method.setup(pop)
     moves = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
     trace = []
     for step in (1, 2, 3):

@@ -13,8 +13,9 @@ import torch
 import yaml
 
 from benchmark import tune
-from benchmark.run import execute
+from benchmark.runtime.execute import execute
 from benchmark.sweep import main
+from benchmark.sweeps import tuning
 from helpers import ROOT, make_config
 
 TOY = ["suite=toy", "runner.threads=1", "metatest.steps=5"]
@@ -106,7 +107,7 @@ def test_tune_submits_one_array_then_selects_the_best_trial(slurm_cluster, tmp_p
     assert json.loads((tmp_path / ".submitit" / "submitted.json").read_text()) == records  # nothing resubmitted
 
     # The best trial, from the run folders themselves (one tuning seed: a trial's score is its run's).
-    _, runs, _ = tune.plan({"method": "ours", "trials": "2", "seeds": "[100]"}, shared)
+    _, runs, _ = tuning.plan({"method": "ours", "trials": "2", "seeds": "[100]"}, shared)
     scores = {int(r.axes["trial"]): json.loads((r.dir.path / "summary.json").read_text())["validation_mean"]
               for r in runs}
     assert len(set(scores.values())) == 2, scores

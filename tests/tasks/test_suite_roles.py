@@ -2,7 +2,7 @@
 select hyperparameters (validation). A task named in two is refused, naming both keys."""
 import pytest
 
-from benchmark.config import compose_config
+from benchmark.compose import compose_config
 from tasks.registry import SuiteConfig
 
 

@@ -17,9 +17,9 @@ from omegaconf import OmegaConf
 
 import dataset_fixtures as fx
 from benchmark import sweep, tune
-from benchmark.config import compose_config
-from benchmark.run import execute
-from benchmark.storage import RunDir
+from benchmark.compose import compose_config
+from benchmark.runtime.execute import execute
+from benchmark.runtime.storage import RunDir
 from helpers import ROOT, make_config
 from tasks.registry import TASKS
 

@@ -11,25 +11,26 @@ For speed, every inner parameter of every learner lives in one flat buffer ``W``
 
 Methods read and write ``phi`` and the bodies' rows ``theta`` (the pure maths of
 ``methods/ops.py``) and otherwise use only the named operations below (``mean_theta``,
-``mean_grad``, ``body_grads``, ``train_losses``, ``reset``, ``average``, ``val_batch``,
-``val_losses_and_grads``, ``val_grad``, ``heads``, ``hold_bodies``): the layout of ``W``, ``G`` and ``M`` is the
-population's own.
+``mean_rows``, ``mean_grad``, ``body_grads``, ``train_losses``, ``reset``, ``average``, ``val_batch``,
+``val_losses_and_grads``, ``val_grad``, ``val_loss``, ``heads``, ``heads_sq``, ``hold_bodies``): the
+layout of ``W``, ``G`` and ``M``, the learners and the collective are the population's own.
 
 The inner step is exactly ``torch.optim.SGD`` (momentum, dampening 0, L2 weight
 decay, optional Nesterov); ``tests/methods/test_update_rules.py`` checks it bit for bit.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
 
-from benchmark.distributed import Collective
-from methods import ops
+from benchmark.core.collective import Collective
 
 
 def _bind(module: nn.Module, W: torch.Tensor, G: torch.Tensor, offset: int) -> int:
@@ -50,6 +51,36 @@ def init_head(head: nn.Linear, generator: torch.Generator) -> None:
     with torch.no_grad():
         head.weight.uniform_(-bound, bound, generator=generator)
         head.bias.uniform_(-bound, bound, generator=generator)
+
+
+@contextlib.contextmanager
+def batch_statistics_only(module: nn.Module) -> Iterator[None]:
+    """BatchNorm normalizes with batch statistics and leaves its running statistics alone."""
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    tracked = [m.track_running_stats for m in norms]
+    for m in norms:
+        m.track_running_stats = False
+    try:
+        yield
+    finally:
+        for m, t in zip(norms, tracked):
+            m.track_running_stats = t
+
+
+def body_loss(learner: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[Callable, torch.Tensor]:
+    """The cross-entropy of ``learner`` on (x, y) as a function of its flat body parameters (the head
+    held at its current value), and the flat body."""
+    named = list(learner.body.named_parameters())
+    names = [f"body.{n}" for n, _ in named]
+    shapes = [p.shape for _, p in named]
+    sizes = [p.numel() for _, p in named]
+    head = {f"head.{n}": p.detach() for n, p in learner.head.named_parameters()}
+
+    def loss_fn(flat: torch.Tensor) -> torch.Tensor:
+        body = {n: t.view(s) for n, t, s in zip(names, flat.split(sizes), shapes)}
+        return F.cross_entropy(functional_call(learner, {**body, **head}, (x,)), y)
+
+    return loss_fn, torch.cat([p.detach().reshape(-1) for _, p in named])
 
 
 class Learner(nn.Module):
@@ -106,6 +137,8 @@ class Population:
             init_head(learner.head, gen)
             offset = _bind(learner.head, self.W, self.G, offset)
         assert offset == size
+        sizes = [sum(p.numel() for p in learner.head.parameters()) for learner in self.learners]
+        self._head_owner = torch.repeat_interleave(torch.arange(T, device=device), torch.tensor(sizes, device=device))
         self.reset()
 
     def __len__(self) -> int:
@@ -133,6 +166,10 @@ class Population:
         point (a view of G: valid between the learners' backward and the inner step)."""
         return self.G[: self.theta.numel()].view_as(self.theta)
 
+    def mean_rows(self, rows: torch.Tensor) -> torch.Tensor:
+        """mean_i rows_i over every task of the run, for rows [T, P] with one row per local learner."""
+        return self.collective.mean_rows(rows)
+
     def mean_grad(self) -> torch.Tensor:
         """mean_i of the body gradients in G (this step's training gradients, before the inner
         step adds weight decay), over every task of the run."""
@@ -146,7 +183,7 @@ class Population:
         a new model and a new optimizer, then the body loaded from phi): each head is
         re-drawn from its task's own generator, the bodies' BatchNorm buffers go back to
         a new body's, and all momentum is cleared."""
-        ops.reset_(self.theta, self.phi)
+        self.theta.copy_(self.phi.expand_as(self.theta))
         if hard:
             for learner, gen in zip(self.learners, self.head_generators):
                 init_head(learner.head, gen)
@@ -190,6 +227,19 @@ class Population:
     def heads(self) -> torch.Tensor:
         """Every local head's parameters, flat (a view: heads follow the bodies in W)."""
         return self.W[self.theta.numel() :]
+
+    @contextlib.contextmanager
+    def val_loss(self, i: int) -> Iterator[tuple[Callable[[torch.Tensor], torch.Tensor], torch.Tensor]]:
+        """Learner i's loss on its validation batch as a function of a flat body (its head held), and its
+        flat body; inside, BatchNorm uses the batch's statistics and leaves its running ones alone."""
+        learner = self.learners[i]
+        x, y = self.val_batch(i)
+        with batch_statistics_only(learner):
+            yield body_loss(learner, x, y)
+
+    def heads_sq(self, heads: torch.Tensor) -> torch.Tensor:
+        """Per local learner [T], the sum of squares of its part of ``heads`` (laid out as :meth:`heads`)."""
+        return torch.zeros(len(self), device=heads.device).index_add_(0, self._head_owner, heads.square())
 
     def hold_bodies(self, at: torch.Tensor) -> None:
         """theta_i <- ``at`` and the bodies' momentum <- 0: undoes an inner step's body move, so

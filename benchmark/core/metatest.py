@@ -18,7 +18,7 @@ The recipe is the authors' ``train_tgt.py`` as their README runs it (batch 128, 
   lines 151-152, which does not touch training).
 
 With ``runner.compile=true`` the training steps take the meta-training step's compiled body
-forward (``benchmark.compiled``): close to eager, not equal; the test pass stays eager.
+forward (``benchmark.core.compiled``): close to eager, not equal; the test pass stays eager.
 
 Deviation from the authors' code:
 - Every test image is scored. Their test loader has ``drop_last=True`` (``dataloader.py`` lines
@@ -29,7 +29,7 @@ Deviation from the authors' code:
   generators. The stream drops no image: a batch that runs past an epoch's end goes on into the
   next epoch (their training loader drops the partial batch, ``dataloader.py`` lines 53-55).
 - A non-finite training loss (tracked on the device, read once after the meta-test's steps)
-  makes the meta-test raise ``benchmark.train.Diverged`` instead of reporting an accuracy;
+  makes the meta-test raise ``benchmark.core.train.Diverged`` instead of reporting an accuracy;
   theirs trains on and reports the accuracy it gets.
 """
 from __future__ import annotations
@@ -38,12 +38,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from benchmark.compiled import body_forward
 from benchmark.config import Config
-from benchmark.data import TaskStream, generator, normalize
-from benchmark.population import Learner, init_head
+from benchmark.core.compiled import body_forward
+from benchmark.core.data import TaskStream, normalize
+from benchmark.core.population import Learner, init_head
+from benchmark.core.train import Diverged
 from benchmark.models import build_body
-from benchmark.train import Diverged
+from benchmark.seeding import generator
 from tasks.registry import TaskSpec, Splits
 
 

@@ -9,23 +9,10 @@ gives the same batches, and a resumed run needs only the step.
 """
 from __future__ import annotations
 
-import hashlib
-
 import torch
 
+from benchmark.seeding import generator, stable_seed
 from tasks.registry import Splits, TaskSpec
-
-
-def stable_seed(*parts: object) -> int:
-    """A 63-bit seed from any printable parts, the same in every process and Python run."""
-    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
-
-
-def generator(*parts: object, device: torch.device | str = "cpu") -> torch.Generator:
-    g = torch.Generator(device=device)
-    g.manual_seed(stable_seed(*parts))
-    return g
 
 
 def val_indices(n: int, val_fraction: float, seed: int, task: str) -> torch.Tensor:

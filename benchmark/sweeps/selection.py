@@ -30,7 +30,7 @@ from hydra.errors import HydraException
 from benchmark import atomic
 from benchmark.config import Config
 from benchmark.models import MODELS
-from benchmark.storage import identity
+from benchmark.runtime.storage import identity
 from methods.base import METHODS
 
 CRITERION = ("mean over the tuning seeds of validation_mean: the accuracy of the final phi on the suite's "

@@ -9,8 +9,8 @@ or ``-`` (axes from the command line only)::
     overrides: []         # applied to every run
     per_method:           # applied to the runs of one method
       reptile: ["method.reset_every=100"]
-    slurm: {partition: debug, time_min: 60}   # see launchers.SlurmSettings
-    local: {jobs: 0}                          # see launchers.LocalSettings
+    slurm: {partition: debug, time_min: 60}   # see settings.SlurmSettings
+    local: {jobs: 0}                          # see settings.LocalSettings
 
 On the command line, ``key=a,b,c`` (or any Hydra sweep: ``range(0,5)``, ``choice(...)``)
 is an axis and ``key=value`` an override for every run; either replaces the grid's axis
@@ -24,7 +24,7 @@ refused, naming the keys, unless ``hparams_any_horizon=true``.
 
 :func:`load_grid` reads a grid and the command line, :func:`expand` lists its points
 (axis values and overrides, as text) and :func:`compose_runs` composes and validates each
-point once into a :class:`launchers.Run`.
+point once into a :class:`Run`.
 """
 from __future__ import annotations
 
@@ -42,13 +42,14 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from benchmark import selection
-from benchmark.config import compose_config, compose_run, explain, validate
-from benchmark.launchers import LocalSettings, Run, SlurmSettings
-from benchmark.storage import RunDir
+from benchmark.compose import compose_config, compose_run, explain
+from benchmark.config import cores, validate
+from benchmark.runtime.storage import RunDir
+from benchmark.sweeps import selection
+from benchmark.sweeps.settings import LocalSettings, SlurmSettings
 from methods.base import METHODS
 
-GRID_DIR = Path(__file__).resolve().parent / "conf" / "grid"
+GRID_DIR = Path(__file__).resolve().parents[1] / "conf" / "grid"
 GRID_KEYS = ("axes", "overrides", "per_method", "slurm", "local")
 PLAIN = re.compile(r"[\w.:/+-]+")  # values that need no quotes in a Hydra override
 
@@ -70,6 +71,33 @@ class Grid:
     hparams: selection.Selected | None = None  # hparams=: each method's selected overrides
     hparams_any_horizon: bool = False  # apply a selection tuned in another experiment anyway
     selected_by: dict[tuple[str, ...], selection.Entry] = dataclasses.field(default_factory=dict)  # point -> its file
+
+
+@dataclasses.dataclass
+class Run:
+    """One point of a grid: the overrides that make it and the run folder they name."""
+
+    overrides: list[str]  # passed to benchmark.run as they are, in this order
+    axes: dict[str, str]  # this run's value on each axis of the grid, for tables
+    dir: RunDir
+
+    @property
+    def results_dir(self) -> Path:
+        return Path(self.dir.config["results_dir"])
+
+    @property
+    def world_size(self) -> int:
+        return self.dir.config["runner"]["world_size"]
+
+    @property
+    def label(self) -> str:
+        return " ".join(f"{k}={v}" for k, v in self.axes.items()) or self.dir.id
+
+    @property
+    def cores(self) -> int:
+        """Cores the run keeps busy: its ranks times their threads (0 threads: all cores)."""
+        threads = self.dir.config["runner"]["threads"]
+        return self.world_size * threads if threads else cores()
 
 
 def override_text(value) -> str:
@@ -309,7 +337,7 @@ def unique_runs(runs: list[Run]) -> list[Run]:
 
 
 def hydra_message(error: Exception) -> str:
-    """A composition error as one line naming the key and what it accepts (config.explain)."""
+    """A composition error as one line naming the key and what it accepts (compose.explain)."""
     return explain(error) if isinstance(error, (HydraException, OmegaConfBaseException)) else str(error)
 
 

@@ -2,7 +2,7 @@
 
 A batch's path: ``TaskStream.batch(step)`` gathers uint8 images already on the device
 and normalizes them; the learner (body + head) computes the loss (``runner.compile``: the body
-through ``torch.compile``, see ``benchmark/compiled.py``); ``backward`` writes
+through ``torch.compile``, see ``benchmark/core/compiled.py``); ``backward`` writes
 the gradient into the population's flat buffer; ``Population.inner_step`` moves every
 learner; then the method's policy may move phi, shift or reset the learners (a policy
 that steps phi with the training gradients does so just before the inner step).
@@ -32,24 +32,44 @@ lists its own):
 from __future__ import annotations
 
 import logging
+import os
 import time
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from benchmark.compiled import body_forward
 from benchmark.config import Config
-from benchmark.data import TaskStream, generator, split_train_val, val_indices
-from benchmark.distributed import Collective, injected_fault
+from benchmark.core.collective import Collective
+from benchmark.core.compiled import body_forward
+from benchmark.core.data import TaskStream, split_train_val, val_indices
+from benchmark.core.population import Population
 from benchmark.models import build_body, flat_params
-from benchmark.population import Population
-from benchmark.scalars import Scalars
-from benchmark.storage import RunDir, StopRequest
-from methods.base import METHODS, Method
+from benchmark.seeding import generator
+from benchmark.signals import StopRequest
+from methods.base import Method
 from tasks.registry import TASKS, Splits
 
 log = logging.getLogger("lsml")
+
+
+class RunFolder(Protocol):
+    """Where the loop writes: ``benchmark.runtime.storage.RunDir`` (the runner passes it in)."""
+
+    def log(self, name: str, rows: list[dict]) -> None: ...
+    def save_phi(self, state: dict, step: int | str) -> object: ...
+    def save_val_split(self, indices: dict[str, torch.Tensor]) -> None: ...
+    def save_state(self, step: int, collective: Collective, state: dict) -> None: ...
+    def load_state(self, step: int, rank: int) -> dict: ...
+
+
+class Sinks(Protocol):
+    """Rank 0's scalar sinks: ``benchmark.runtime.scalars.Scalars`` (the runner passes it in)."""
+
+    def watch_phi(self, phi: torch.Tensor) -> Any: ...
+    def training(self, rows: list[dict], phi_change: Any) -> None: ...
+    def flush(self) -> None: ...
 
 
 class Diverged(RuntimeError):
@@ -90,18 +110,18 @@ def shard(names: list[str], rank: int, world_size: int) -> list[str]:
 
 def meta_train(
     cfg: Config,
-    run: RunDir,
+    method: Method,
+    run: RunFolder,
     data: dict[str, Splits],
     device: torch.device,
     collective: Collective | None = None,
     progress: bool = True,
     resume_step: int = 0,
-    scalars: Scalars | None = None,
+    scalars: Sinks | None = None,
 ) -> dict:
     """Meta-train phi; from ``resume_step``'s checkpoint when it is > 0 (bit-identical on CPU).
     ``scalars`` (rank 0's sinks, e.g. TensorBoard) get each log interval's rows."""
     collective = collective or Collective()
-    method: Method = METHODS.get(cfg.method.name).build(cfg.method)
     channels = cfg.data.channels or TASKS.get(cfg.suite.sources[0]).channels
     body = initial_body(cfg, channels)
     phi0 = flat_params(body)
@@ -136,7 +156,7 @@ def meta_train(
         nesterov=cfg.train.nesterov, collective=collective, device=device,
         val_batches=(lambda i, step: val_streams[i].batch(step)) if method.needs_val else None,
     )
-    method.setup(pop, steps)
+    method.setup(pop)
     save_at = {steps} | {s for s in cfg.metatest.at_steps if s < steps}
     if cfg.checkpoint.phi_every:
         save_at |= set(range(cfg.checkpoint.phi_every, steps, cfg.checkpoint.phi_every))
@@ -161,7 +181,7 @@ def meta_train(
         bar = tqdm(range(resume_step + 1, steps + 1), initial=resume_step, total=steps, dynamic_ncols=True,
                    desc=f"meta-train {cfg.method.name}", disable=None if progress else True,
                    mininterval=1.0)
-        fault = injected_fault(collective.rank)
+        fault = _injected_fault(collective.rank)
         loop_start = time.perf_counter()
         for step in bar:
             pop.step = step
@@ -239,3 +259,12 @@ def _metric_rows(stats: torch.Tensor, names: list[str], step: int, n_tasks: int,
          "loss": float(loss[i]), "acc": float(correct[i]) / batch_size}
         for i, name in enumerate(names)
     ]
+
+
+def _injected_fault(rank: int) -> int | None:
+    """The step at which this rank must raise, for failure tests: ``LSML_FAULT=<rank>:<step>``."""
+    spec = os.environ.get("LSML_FAULT")
+    if not spec:
+        return None
+    fault_rank, step = map(int, spec.split(":"))
+    return step if fault_rank == rank else None

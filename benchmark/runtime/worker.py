@@ -1,6 +1,6 @@
-"""One rank of a self-spawned multi-process run: ``python -m benchmark.worker -`` (the config on stdin).
+"""One rank of a self-spawned multi-process run: ``python -m benchmark.runtime.worker -`` (the config on stdin).
 
-``benchmark.distributed.spawn`` starts these with RANK / WORLD_SIZE / MASTER_* set;
+``benchmark.runtime.distributed.spawn`` starts these with RANK / WORLD_SIZE / MASTER_* set;
 the config is the parent's resolved config, so every rank runs exactly the same one. It
 comes on stdin, not in a temp file that a killed parent would leave behind. A worker dies
 with its parent (:func:`die_with_parent`): a kill -9 of the parent, which holds the run's
@@ -20,7 +20,9 @@ from omegaconf import OmegaConf
 
 from benchmark import atomic, logs
 from benchmark.config import from_container
-from benchmark.distributed import PARENT, exit_rank
+from benchmark.core.train import Diverged
+from benchmark.runtime.distributed import PARENT, exit_rank
+from benchmark.runtime.execute import EXIT_DIVERGED, EXIT_FAILED, execute
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
@@ -41,8 +43,6 @@ def die_with_parent(parent: int) -> None:
 
 
 def main(path: str) -> None:
-    from benchmark.run import EXIT_DIVERGED, EXIT_FAILED, Diverged, execute
-
     if PARENT in os.environ:
         die_with_parent(int(os.environ[PARENT]))
     text = sys.stdin.read() if path == "-" else open(path).read()
