@@ -6,6 +6,7 @@
 # `make reference-runs` unpacks the committed archives into results/, where sweeps find them done.
 set -euo pipefail
 archive=$(realpath -m "$1"); root=$2; shift 2
+trap 'rm -f "$archive.tmp"' EXIT  # nothing half-written when a step fails (e.g. a DIR that is not there)
 cd "$root"
 {
   find "$@" -type f \( -name done -o -name diverged \) -printf '%h\n' | sort -u | while read -r run; do
