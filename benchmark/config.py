@@ -188,7 +188,7 @@ def register_configs() -> None:
 register_configs()
 
 
-def validate(cfg: DictConfig) -> Config:
+def validate(cfg: DictConfig, moves: bool = True) -> Config:
     """Run every check; raise ValueError naming the bad key. No compute happens before this.
 
     ``cfg`` may hold Hydra's own node (``compose(..., return_hydra_config=True)``): a suite
@@ -213,7 +213,8 @@ def validate(cfg: DictConfig) -> Config:
     typed.suite.check_channels(typed.data.channels, loaded)
     typed.method.check(typed)
     steps = method.steps(typed.train.steps, len(typed.suite.sources))
-    check_phi_moves(typed, steps)
+    if moves:
+        check_phi_moves(typed, steps)
     late = [s for s in typed.metatest.at_steps if s > steps]
     require(not late, "metatest.at_steps", f"{late} lie beyond the run's last step, {steps} "
             f"(train.steps{' x sources, for ' + typed.method.name if steps != typed.train.steps else ''})")

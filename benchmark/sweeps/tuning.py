@@ -141,9 +141,10 @@ def _boolean(key: str, text: str) -> bool:
 
 
 def _compose(overrides: list[str]):
-    """A validated run config; a bad key or value (Hydra's errors included) is a GridError naming it."""
+    """A validated base config; a bad key or value (Hydra's errors included) is a GridError naming it.
+    Whether phi moves is checked on each trial's own config (compose_points): the tuned keys are drawn."""
     try:
-        return compose_config(overrides)
+        return compose_config(overrides, moves=False)
     except (HydraException, OmegaConfBaseException, ValueError) as e:
         raise GridError(hydra_message(e)) from None
 

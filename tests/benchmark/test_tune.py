@@ -105,6 +105,19 @@ def test_plan_gives_every_method_the_same_number_of_distinct_draws_on_two_tuning
     assert trials["scratch"][0].run_ids == trials["scratch"][1].run_ids  # nothing to tune: one run per seed
 
 
+def test_a_tune_shorter_than_the_default_reset_period_draws_within_the_horizon(tmp_path):
+    """The defaults are only a base: Reptile's default K (25 on glyphs) exceeds train.steps = 20, where
+    a single run is refused (phi would never move), but a tune draws K from the ladder capped at
+    train.steps / 2 and plans every trial; a K given on the command line is still checked."""
+    shared = [f"results_dir={tmp_path}", "train.steps=20", "metatest.steps=3", "runner.threads=1"]
+    assert compose_config(["method=reptile"]).method.reset_every > 20
+    request, runs, _ = plan({"method": "reptile", "trials": "8"}, shared)
+    ks = {o for r in runs for o in r.overrides if o.startswith("method.reset_every=")}
+    assert ks == {"method.reset_every=10"} and len(runs) == 16 and len({tuple(d) for d in request.drawn["reptile"]}) == 8
+    with pytest.raises(GridError, match="phi would never move"):
+        plan({"method": "reptile,ours", "trials": "2"}, [*shared, "method.reset_every=30"])
+
+
 def request_key(request, name):
     return selection.experiment_key(request.suite, name, request.experiments[name])
 
