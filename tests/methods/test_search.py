@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+import yaml
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
@@ -111,13 +112,18 @@ def test_the_edge_flag_marks_the_outer_tenth_of_a_log_range_and_the_end_choices(
     assert edges({"k": Choice(10, 20)}, {"k": 20}) == []  # two values: no interior to prefer
 
 
-def test_no_committed_selection_sits_on_an_edge_of_todays_ranges_unflagged():
-    """Today's shared ranges hold every selection of the 400- and 2,000-step tunes of 2026-12-01
-    inside their inner 80%: the ranges were widened around them (tuning issue)."""
-    for value in (1.0, 0.1, 0.46, 0.18, 1.8):  # Reptile, CTS, Leap (400), Leap (2,000); Reptile 2026-12-05
-        assert INTERPOLATION.edge(value) is None, value
-    for value in (0.3, 0.46, 2.8, 0.44):  # FOMAML, FOMAML++, ANIL, iMAML
-        assert META_GRADIENT.edge(value) is None, value
+def test_no_committed_selection_sits_on_an_edge_of_its_range_unflagged():
+    """Each committed selection file flags exactly the edges its values sit on in today's space at
+    its horizon (400 steps on glyphs); only ANIL's K = 200, half the horizon, is one."""
+    flagged = {}
+    for path in sorted((ROOT / "benchmark" / "conf" / "selected" / "glyphs").glob("*.yaml")):
+        record = yaml.safe_load(path.read_text())
+        space = resolve(METHODS.get(record["method"]).search, 400)
+        values = {k.removeprefix("method."): yaml.safe_load(v) for k, _, v in
+                  (o.partition("=") for o in record["overrides"])}
+        assert record.get("edges", []) == edges(space, values), path.name
+        flagged.update({record["method"]: e for e in record.get("edges", [])})
+    assert list(flagged) == ["anil"] and "largest" in flagged["anil"]
 
 
 def test_choice_draws_every_value_and_nothing_else():
