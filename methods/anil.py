@@ -66,7 +66,7 @@ class ANILConfig(GradConfig):
     shift: bool = True  # bodies follow phi at every meta-update (the CTS shift)
 
 
-# The distribution of each tuned key (benchmark.tune); trial 0 is the default above.
+# The distribution of each tuned key (benchmark.tune draws every trial from it).
 SEARCH = {"meta_lr": META_GRADIENT, "reset_every": Resets()}
 
 

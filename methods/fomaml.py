@@ -41,7 +41,7 @@ class FOMAMLConfig(GradConfig):
     aggregate_every: int = 1
 
 
-# The distribution of each tuned key (benchmark.tune); trial 0 is the default above.
+# The distribution of each tuned key (benchmark.tune draws every trial from it).
 SEARCH = {"meta_lr": META_GRADIENT, "reset_every": Resets()}
 
 

@@ -108,7 +108,7 @@ class IMAMLConfig(GradConfig):
         require(self.cg_damping >= 0, "method.cg_damping", f"must be >= 0, got {self.cg_damping}")
 
 
-# The distribution of each tuned key (benchmark.tune); trial 0 is the default above.
+# The distribution of each tuned key (benchmark.tune draws every trial from it).
 SEARCH = {"meta_lr": META_GRADIENT, "reset_every": Resets(),
           "reg_lambda": LogUniform(0.1, 10.0, why="the proximal weight: 2 decades around the authors' 0.5")}
 

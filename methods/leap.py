@@ -92,7 +92,7 @@ class Point(NamedTuple):
     grad: torch.Tensor | None
 
 
-# The distribution of each tuned key (benchmark.tune); trial 0 is the default above.
+# The distribution of each tuned key (benchmark.tune draws every trial from it).
 SEARCH = {"meta_lr": INTERPOLATION, "reset_every": Resets((2, 5) + Resets.ladder, why=(
     "the shared ladder extended down to 2: Leap chose its smallest rung, 10, at 400 steps"))}
 

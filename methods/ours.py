@@ -34,7 +34,7 @@ class CTSConfig(MetaConfig):
     aggregate_every: int = 1
 
 
-# The distribution of each tuned key (benchmark.tune); trial 0 is the default above.
+# The distribution of each tuned key (benchmark.tune draws every trial from it).
 SEARCH = {"meta_lr": INTERPOLATION, "reset_every": Resets()}
 
 

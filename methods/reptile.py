@@ -32,7 +32,7 @@ class ReptileConfig(MetaConfig):
     aggregate_every: int = II(".reset_every")
 
 
-# The distribution of each tuned key (benchmark.tune); trial 0 is the default above.
+# The distribution of each tuned key (benchmark.tune draws every trial from it).
 SEARCH = {"meta_lr": INTERPOLATION, "reset_every": Resets()}
 
 

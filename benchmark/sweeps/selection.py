@@ -46,7 +46,7 @@ class Trial:
     """One configuration of a method and its runs, one per tuning seed."""
 
     index: int
-    overrides: list[str]  # the tuned keys' values as key=value ([] for trial 0: the default)
+    overrides: list[str]  # the tuned keys' values as key=value ([] for a method with nothing to tune)
     run_ids: dict[int, str]  # tuning seed -> run folder id
     validation: dict[int, float] = field(default_factory=dict)  # seed -> validation_mean, for finished runs
     diverged: list[int] = field(default_factory=list)  # seeds whose run diverged
