@@ -17,6 +17,7 @@ their method ("K=5"), and tables and figures keep variants apart.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -276,6 +277,24 @@ def _ordered(df: pd.DataFrame, within: list[str]) -> pd.DataFrame:
     df = df.assign(_m=df["method"].map(order))
     df = df.sort_values(["suite", "_m", "_sort", "seed", *within], kind="stable")
     return df.drop(columns=["_m", "_sort"]).reset_index(drop=True)
+
+
+def same_value(a, b) -> bool:
+    """A config value read back from a CSV equals an override's text (0.1 == "0.1", 100 == "100")."""
+    try:
+        return math.isclose(float(a), float(b), rel_tol=1e-9)
+    except (TypeError, ValueError):
+        return str(a) == str(b)
+
+
+def at_overrides(frame: pd.DataFrame, overrides: list[str]) -> pd.DataFrame:
+    """The rows of ``frame`` at a configuration given as ``key=value`` overrides (keys that are not
+    columns are ignored)."""
+    keep = pd.Series(True, index=frame.index)
+    for key, value in (o.split("=", 1) for o in overrides):
+        if key in frame.columns:
+            keep &= frame[key].map(lambda a, v=value: same_value(a, v))
+    return frame[keep]
 
 
 def row_labels(df: pd.DataFrame) -> pd.Series:

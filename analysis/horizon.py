@@ -25,7 +25,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from analysis.collect import per_run_curves, row_labels
+from analysis.collect import per_run_curves, row_labels, same_value
 from analysis.stats import t_interval
 from analysis.tables import MEAN, MISSING, REPS, Table, _cell, seed_scores
 
@@ -84,7 +84,7 @@ def selected_rows(runs: pd.DataFrame, overrides: dict[str, list[str]]) -> set[st
         rows = list(pd.unique(group["row"]))
         keys = {k: v for k, v in (o.split("=", 1) for o in overrides.get(method, [])) if k in runs.columns}
         match = [r for r, g in group.groupby("row", sort=False)
-                 if keys and all(_same(g[k].iloc[0], v) for k, v in keys.items())]
+                 if keys and all(same_value(g[k].iloc[0], v) for k, v in keys.items())]
         out.update(match if len(rows) > 1 and match else rows)
     return out
 
@@ -105,13 +105,6 @@ def reference_row(rows: dict[str, pd.DataFrame] | list[str], runs: pd.DataFrame,
         return match[0]
     points = {r: rows[r].shape[1] if isinstance(rows, dict) else 0 for r in candidates}
     return max(candidates, key=lambda r: points[r])  # max keeps the first of equals
-
-
-def _same(a, b) -> bool:
-    try:
-        return math.isclose(float(a), float(b), rel_tol=1e-9)
-    except (TypeError, ValueError):
-        return str(a) == str(b)
 
 
 def steps_to_reach(curves: pd.DataFrame, targets: list[str], reference: str, reps: int = REPS,

@@ -21,7 +21,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from analysis.collect import label_keys, method_order, per_run_curves, row_labels, variant_label  # noqa: E402
+from analysis.collect import (at_overrides, label_keys, method_order, per_run_curves, row_labels,  # noqa: E402
+                              variant_label)
 from analysis.stats import mean_ci_frame  # noqa: E402
 from methods.base import METHODS, display_name  # noqa: E402
 
@@ -219,8 +220,11 @@ def metaconvergence(curves: pd.DataFrame, targets: list[str], style: dict[str, S
 
 
 def accuracy_vs_k(runs: pd.DataFrame, swept: list[str], style: dict[str, Style], out: Path,
-                  stem: str) -> list[Path] | None:
-    """Mean target accuracy vs K (method.reset_every), one line per method that varies K."""
+                  stem: str, study: dict[str, dict[int, list[str]]] | None = None) -> list[Path] | None:
+    """Mean target accuracy vs K (method.reset_every), one line per method that varies K. With a K
+    study (``study``: method -> K -> the overrides its tune selected at that K), a method of the study
+    is one line through those configurations, each point labelled with its beta; its other runs
+    (the main selection, which may share a K at another beta) are left out of this figure."""
     if K not in runs.columns:
         return None
     targets = list(pd.unique(runs["target"]))
@@ -231,6 +235,11 @@ def accuracy_vs_k(runs: pd.DataFrame, swept: list[str], style: dict[str, Style],
     lines = []
     for method in method_order(list(df["method"].unique())):
         m = df[df["method"] == method]
+        chosen = [at_overrides(m, o) for _, o in sorted((study or {}).get(method, {}).items())]
+        if sum(not c.empty for c in chosen) >= 2:
+            group = pd.concat(chosen)
+            lines.append((f"{group.iloc[0]['display']}, each K at its own beta", row_labels(group).iloc[0], group, True))
+            continue
         # Other hyperparameters that vary within the method keep their own lines, unless
         # they follow K (Reptile's aggregate_every defaults to K).
         others = [k for k in label_keys([K, *swept], m.to_dict("records")) if k != K]
@@ -238,19 +247,23 @@ def accuracy_vs_k(runs: pd.DataFrame, swept: list[str], style: dict[str, Style],
             if group[K].nunique() >= 2:
                 first = group.iloc[0].to_dict()
                 label = ", ".join(filter(None, [first["display"], variant_label(first, others)]))
-                lines.append((label, row_labels(group).iloc[0], group))
+                lines.append((label, row_labels(group).iloc[0], group, False))
     if not lines:
         return None
     with sns.axes_style("whitegrid"), plt.rc_context(RC):
         fig, ax = _figure()
         ks = set()
-        for i, (label, row, group) in enumerate(lines):
+        for i, (label, row, group, betas) in enumerate(lines):
             ci = mean_ci_frame(group.astype({K: int}), [K], "accuracy").sort_values(K)
             s = style[row]
             dodge = DODGE ** (i - (len(lines) - 1) / 2)  # side by side, so error bars stay apart
             ax.errorbar(ci[K] * dodge, ci["mean"], yerr=ci["half_width"], color=s.color, marker=s.marker, label=label,
                         capsize=2, elinewidth=0.8)
             ks |= set(ci[K])
+            if betas:  # a K study: each point at its own beta, named
+                for k, beta in group.drop_duplicates(K)[[K, "method.meta_lr"]].itertuples(index=False):
+                    y = ci.loc[ci[K] == k, "mean"].iloc[0]
+                    ax.annotate(f"β {beta:g}", (k * dodge, y), textcoords="offset points", xytext=(4, 4), fontsize=6)
         ks = sorted(ks)
         return finish_errorbars(fig, ax, ks, ks[-1] / ks[0] > 10, "K (method.reset_every)", df, out, stem)
 

@@ -77,6 +77,17 @@ def read_tune(tune: Path) -> tuple[dict, pd.DataFrame]:
     return protocol, trials
 
 
+def k_study(protocol: dict, suite: str) -> dict[str, dict[int, list[str]]]:
+    """The K study of a suite: method -> K -> the overrides selected by a tune with that K held
+    (``<method>@reset_every=<K>``), the held K among them."""
+    out: dict[str, dict[int, list[str]]] = {}
+    for entry in protocol.get(suite, {}).values():
+        k = (entry.get("fixed") or {}).get("method.reset_every")
+        if k is not None:
+            out.setdefault(entry["method"], {})[int(k)] = [*entry["overrides"], f"method.reset_every={k}"]
+    return out
+
+
 def write(out: Path, protocol: dict, trials: pd.DataFrame) -> None:
     (out / PROTOCOL).write_text(json.dumps(protocol, indent=1) + "\n")
     trials.to_csv(out / TRIALS, index=False)

@@ -149,3 +149,51 @@ def test_accuracy_vs_k_draws_a_k_study_at_per_k_betas_as_one_line(tmp_path):
         module._save = original
     assert len(seen["lines"]) == 1  # one errorbar line, not three single points
     assert seen["ticks"] == ["10", "100", "1000"]
+
+
+def test_accuracy_vs_k_with_a_study_draws_each_k_at_its_study_beta_not_the_main_selection(tmp_path):
+    """CTS's main selection (K 100, beta 0.077) and the K study's K = 100 (its own beta, 0.05) are two
+    configurations at one K: given the study's selections, the line joins the study's configurations
+    (one per K), each point labelled with its beta, and the main selection is not on it."""
+    import pandas as pd
+
+    configs = [(10, 0.3), (100, 0.05), (1000, 0.01), (100, 0.077)]  # the last: the main selection
+    rows = [{"method": "ours", "display": "CTS (ours)", "variant": f"K={k}, meta_lr={b}", "seed": s, "target": t,
+             "accuracy": 0.5 + 0.01 * s + (0.2 if b == 0.077 else 0), "config_hash": f"{k}-{b}-{s}", plots.K: k,
+             "method.meta_lr": b} for k, b in configs for s in (0, 1, 2) for t in ("e", "f")]
+    runs = pd.DataFrame(rows)
+    style = plots.styles(runs)
+    study = {"ours": {k: [f"method.meta_lr={b}", f"method.reset_every={k}"] for k, b in configs[:3]}}
+    seen = {}
+
+    def capture(fig, *a, **k):
+        ax = fig.axes[0]
+        seen["lines"] = [c for c in ax.containers]
+        seen["y"] = sorted(float(y) for c in ax.containers for y in c.lines[0].get_ydata())
+        seen["notes"] = sorted(t.get_text() for t in ax.texts)
+        return [tmp_path / "x.png", tmp_path / "x.pdf"]
+
+    import analysis.plots as module
+    original = module._save
+    module._save = capture
+    try:
+        assert plots.accuracy_vs_k(runs, ["method.meta_lr", plots.K], style, tmp_path, "k", study=study) is not None
+    finally:
+        module._save = original
+    assert len(seen["lines"]) == 1
+    assert max(seen["y"]) < 60  # the main selection's 70% is not on the study's line
+    assert seen["notes"] == ["β 0.01", "β 0.05", "β 0.3"]
+
+
+def test_the_k_study_is_read_from_the_selections_with_k_held():
+    from analysis.protocol import k_study
+
+    protocol = {"glyphs": {
+        "ours": {"method": "ours", "fixed": {}, "overrides": ["method.meta_lr=0.077", "method.reset_every=100"]},
+        "ours@reset_every=10": {"method": "ours", "fixed": {"method.reset_every": 10},
+                                "overrides": ["method.meta_lr=0.3"]},
+        "reptile@reset_every=1000": {"method": "reptile", "fixed": {"method.reset_every": 1000},
+                                     "overrides": ["method.meta_lr=0.5"]}}}
+    assert k_study(protocol, "glyphs") == {"ours": {10: ["method.meta_lr=0.3", "method.reset_every=10"]},
+                                           "reptile": {1000: ["method.meta_lr=0.5", "method.reset_every=1000"]}}
+    assert k_study(protocol, "other") == {}
