@@ -187,6 +187,18 @@ def _describe(runs: list[dict], root: Path, pooled: tuple[str, ...] = ()) -> tup
     return infos, sorted(swept)
 
 
+NOT_RECORDED = "not recorded"
+
+
+def layout_columns(summary: dict) -> dict:
+    """What runs.csv says of how a run ran: ``runner.compile``, torch threads and the CPU's
+    model, from summary.json's layout (a run from before a field was recorded: "not recorded").
+    Wall times compare only between equal layouts, and compiled and eager results differ in
+    the last bits."""
+    layout = summary.get("layout") or {}
+    return {key: layout.get(key, NOT_RECORDED) for key in ("compile", "threads", "cpu")}
+
+
 def collect(root: str | Path, only: set[Path] | None = None, pooled: tuple[str, ...] = ()) -> Collection:
     """Every complete run under ``root`` (or only those folders) as runs / curves / training frames.
     Runs that differ in a config key are different variants, unless the key is in ``pooled``."""
@@ -211,7 +223,8 @@ def collect(root: str | Path, only: set[Path] | None = None, pooled: tuple[str, 
         tail = {"config_hash": info["config_hash"], "run_dir": info["run_dir"]}
         for target, acc in s["target_accuracy"].items():
             run_rows.append({**ident, "target": target, "accuracy": acc, "inner_steps": s["inner_steps"],
-                             "wall_seconds": s["wall_seconds"], "git_commit": s.get("git_commit", "unknown"),
+                             "wall_seconds": s["wall_seconds"], **layout_columns(s),
+                             "git_commit": s.get("git_commit", "unknown"),
                              **tail, "_sort": info["_sort"]})
         for task, acc in (s.get("validation_accuracy") or {}).items():
             validation_rows.append({**ident, "task": task, "accuracy": acc, **tail, "_sort": info["_sort"]})

@@ -31,7 +31,7 @@ import yaml
 import benchmark
 from analysis import archive, plots, protocol
 from benchmark import logs
-from analysis.collect import Collection, collect, without_seeds
+from analysis.collect import NOT_RECORDED, Collection, collect, without_seeds
 from analysis.sections import suite_section
 
 CSV_OPTIONS = {"keep_default_na": False, "na_values": [""]}  # a target named "NA" stays a name
@@ -81,6 +81,29 @@ def write_csvs(collection: Collection, out: Path) -> dict[str, pd.DataFrame]:
 
 
 
+def layout_line(runs: pd.DataFrame) -> str:
+    """How the runs ran, from runs.csv's layout columns, counted per distinct layout: wall times
+    compare only within one, and compiled and eager runs differ in the last bits."""
+    if runs.empty or "compile" not in runs:
+        return "How the runs ran: not recorded."
+    per_run = runs.drop_duplicates("run_dir")
+
+    def words(compile, threads, cpu) -> str:
+        flag = str(compile).lower()
+        mode = {"true": "compiled", "false": "eager"}.get(flag, "compile not recorded")
+        count = f"{threads} torch thread{'' if str(threads) == '1' else 's'}" if str(threads) != NOT_RECORDED \
+            else "threads not recorded"
+        return f"{mode}, {count}, CPU {cpu if str(cpu) != NOT_RECORDED else 'not recorded'}"
+
+    groups = per_run.groupby(["compile", "threads", "cpu"], sort=False, dropna=False).size()
+    parts = [f"{n} run{'s' if n > 1 else ''} {words(*key)}" for key, n in groups.items()]
+    line = "How the runs ran (runs.csv's `compile`, `threads`, `cpu`): " + "; ".join(parts) + "."
+    if len(parts) > 1:
+        line += (" Wall times (`wall_seconds`) compare only within one of these, and compiled and eager"
+                 " runs differ in the last bits.")
+    return line
+
+
 def write_report(results: str | Path, collection: Collection, out: Path) -> None:
     frames = write_csvs(collection, out)
     runs = frames["runs"]
@@ -96,6 +119,7 @@ def write_report(results: str | Path, collection: Collection, out: Path) -> None
              "(accuracy along meta-training), [training.csv](training.csv) (meta-training logs)"
              + (", [validation.csv](validation.csv) (validation tasks: for selection, never results)"
                 if not collection.validation.empty else "") + ".", "",
+             layout_line(runs), "",
              "Swept hyperparameters (columns of runs.csv): "
              + (", ".join(f"`{k}`" for k in collection.swept) or "none") + ".", ""]
     for suite in suites:

@@ -22,7 +22,7 @@ from benchmark.core.metatest import check_train_sizes, limited, meta_test
 from benchmark.core.train import Diverged, meta_train
 from benchmark.runtime import distributed
 from benchmark.runtime.scalars import Scalars
-from benchmark.runtime.storage import BadPath, RunDir, git_commit
+from benchmark.runtime.storage import BadPath, RunDir, cpu_model, git_commit
 from methods.base import METHODS, Method
 from tasks.decode import to_channels
 from tasks.registry import TASKS, Splits
@@ -136,11 +136,12 @@ def _already_finished(run: RunDir, place: distributed.Place | None) -> bool:
 def _identity(cfg: Config, run: RunDir) -> dict:
     """What every summary records; the layout too, since the run id leaves it out and CPU
     results are bit-identical only across layouts of equal threads per process (and equal
-    ``runner.compile``)."""
+    ``runner.compile``), and the CPU's model, which sets wall times and, through MKL's code
+    path, the last bits."""
     return {"method": cfg.method.name, "suite": cfg.suite.name, "seed": cfg.seed, "run_id": run.id,
             "git_commit": git_commit(), "layout": {"world_size": cfg.runner.world_size,
                                                    "threads": torch.get_num_threads(), "device": cfg.runner.device,
-                                                   "compile": cfg.runner.compile}}
+                                                   "compile": cfg.runner.compile, "cpu": cpu_model()}}
 
 
 def finish(cfg: Config, run: RunDir, data: dict[str, Splits], device, result: dict, progress: bool,

@@ -16,6 +16,7 @@ import logging
 import math
 import shutil
 import os
+import platform
 import subprocess
 import time
 from pathlib import Path
@@ -72,6 +73,20 @@ def git_commit() -> str:
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
+
+
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's model name, for summary.json: wall times and the last bits of a CPU result
+    depend on it (MKL picks its code path by CPU). From ``cpuinfo``'s first ``model name``
+    line where it has one (Linux on x86), else what ``platform`` says, else "unknown"."""
+    try:
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
 
 
 class RunBusy(RuntimeError):

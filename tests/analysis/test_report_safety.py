@@ -18,7 +18,8 @@ from make_runs import config, metrics, run_id, write  # noqa: E402
 TARGETS = ["toy_e", "toy_f"]
 
 
-def make_run(root: Path, seed: int, steps: int = 20, reset_every: int = 10, acc: float = 0.8) -> None:
+def make_run(root: Path, seed: int, steps: int = 20, reset_every: int = 10, acc: float = 0.8,
+             layout: dict | None = None) -> None:
     cfg = config({"name": "ours", "meta_lr": 0.1, "reset_every": reset_every, "aggregate_every": 1,
                   "hard_reset": False}, seed, TARGETS, [])
     cfg["train"]["steps"] = steps
@@ -28,12 +29,32 @@ def make_run(root: Path, seed: int, steps: int = 20, reset_every: int = 10, acc:
     write(root / "toy" / "ours" / rid, cfg,
           {"metrics": rows, "metatest": [{"target": t, "phi_step": "final", "accuracy": acc} for t in TARGETS]},
           {"method": "ours", "suite": "toy", "seed": seed, "run_id": rid, "inner_steps": 4 * steps,
-           "wall_seconds": 1.0, "target_accuracy": final, "mean_accuracy": acc, "git_commit": "abc1234"})
+           "wall_seconds": 1.0, "target_accuracy": final, "mean_accuracy": acc, "git_commit": "abc1234",
+           **({"layout": layout} if layout is not None else {})})
 
 
 def report(root: Path, out: Path, *extra: str) -> pd.DataFrame:
     assert main([str(root), "--out", str(out), *extra]) == 0
     return pd.read_csv(out / "runs.csv")
+
+
+def test_the_report_says_how_its_runs_ran_and_warns_when_layouts_mix(tmp_path):
+    root = tmp_path / "results"
+    compiled = {"world_size": 1, "threads": 1, "device": "auto", "compile": True, "cpu": "AMD EPYC 7B13"}
+    for seed in (0, 1):
+        make_run(root, seed, layout=compiled)
+    runs = report(root, tmp_path / "one")
+    assert runs[["compile", "threads", "cpu"]].drop_duplicates().values.tolist() == [[True, 1, "AMD EPYC 7B13"]]
+    line = "How the runs ran (runs.csv's `compile`, `threads`, `cpu`): 2 runs compiled, 1 torch thread, CPU AMD EPYC 7B13."
+    assert line + "\n" in (tmp_path / "one" / "summary.md").read_text()
+
+    make_run(root, 2, layout={**compiled, "compile": False, "threads": 2})
+    make_run(root, 3)  # a summary from before the layout was recorded
+    report(root, tmp_path / "mixed")
+    text = (tmp_path / "mixed" / "summary.md").read_text()
+    assert ("2 runs compiled, 1 torch thread, CPU AMD EPYC 7B13; 1 run eager, 2 torch threads, CPU AMD EPYC 7B13; "
+            "1 run compile not recorded, threads not recorded, CPU not recorded. Wall times (`wall_seconds`) "
+            "compare only within one of these") in text
 
 
 def test_runs_on_tuning_seeds_are_left_out(tmp_path, capsys):

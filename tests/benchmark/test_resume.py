@@ -1,6 +1,7 @@
 """Exact resume: a run killed mid-way and run again ends with phi_final bit-identical
 to an uninterrupted run of the same config."""
 import json
+import platform
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from omegaconf import OmegaConf
 
 from benchmark import logs
 from benchmark.runtime.execute import execute
-from benchmark.runtime.storage import RunBusy, RunDir
+from benchmark.runtime.storage import RunBusy, RunDir, cpu_model
 from helpers import ROOT, make_config
 
 ARGS = ["suite=toy", "runner.threads=1", "train.steps=300", "checkpoint.every=20", "method.reset_every=7",
@@ -204,7 +205,19 @@ def test_a_resume_under_another_thread_count_warns_and_the_layout_is_recorded(tm
     assert json.loads((checkpoints / "resume.json").read_text())["threads"] == 1
     more = make_config("suite=toy", "method.reset_every=7", "train.steps=30", "checkpoint.every=10",
                        "runner.threads=2", f"results_dir={tmp_path / 'cut'}")
+    logs.setup("INFO")  # under pytest the root logger has handlers, so Python's last resort never prints
     capfd.readouterr()
     run = execute(more, progress=False)
     assert "written with 1 torch threads, this process runs 2" in capfd.readouterr().err
-    assert run.summary()["layout"] == {"world_size": 1, "threads": 2, "device": "auto", "compile": False}
+    assert run.summary()["layout"] == {"world_size": 1, "threads": 2, "device": "auto", "compile": False,
+                                       "cpu": cpu_model()}
+
+
+def test_the_cpu_model_is_read_from_cpuinfo_and_never_fails(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) Platinum 8480+\n"
+                    "processor\t: 1\nmodel name\t: Intel(R) Xeon(R) Platinum 8480+\n")
+    assert cpu_model(info) == "Intel(R) Xeon(R) Platinum 8480+"
+    assert cpu_model(tmp_path / "absent") == (platform.processor() or platform.machine() or "unknown")
+    info.write_text("processor\t: 0\nCPU part\t: 0xd0c\n")  # an ARM cpuinfo names no model
+    assert cpu_model(info) == (platform.processor() or platform.machine() or "unknown")
