@@ -25,7 +25,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from analysis.collect import per_run_curves, row_labels, same_value
+from analysis.collect import at_overrides, per_run_curves, row_labels
 from analysis.stats import t_interval
 from analysis.tables import MEAN, MISSING, REPS, Table, _cell, seed_scores
 
@@ -82,9 +82,9 @@ def selected_rows(runs: pd.DataFrame, overrides: dict[str, list[str]]) -> set[st
     out: set[str] = set()
     for method, group in runs.assign(row=labels).groupby("method", sort=False):
         rows = list(pd.unique(group["row"]))
-        keys = {k: v for k, v in (o.split("=", 1) for o in overrides.get(method, [])) if k in runs.columns}
-        match = [r for r, g in group.groupby("row", sort=False)
-                 if keys and all(same_value(g[k].iloc[0], v) for k, v in keys.items())]
+        chosen = overrides.get(method, [])
+        keyed = any(o.split("=", 1)[0] in runs.columns for o in chosen)
+        match = list(pd.unique(at_overrides(group, chosen)["row"])) if keyed else []
         out.update(match if len(rows) > 1 and match else rows)
     return out
 

@@ -16,8 +16,3 @@ def reptile_delta(phi: torch.Tensor, mean_theta: torch.Tensor, meta_lr: float) -
 def shift_(theta: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
     """theta_i <- theta_i + Delta for every row i (CTS's first-order trajectory shift)."""
     return theta.add_(delta)
-
-
-def reset_(theta: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
-    """theta_i <- phi for every row i."""
-    return theta.copy_(phi.expand_as(theta))

@@ -15,8 +15,8 @@ import pytest
 from analysis.report import main
 from helpers import ROOT
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_report_safety import make_run, report  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
+from make_runs import make_run  # noqa: E402
 
 REFERENCES = sorted(p.parent.name for p in (ROOT / "results" / "reference").glob("*/runs.tar.gz"))
 
@@ -47,7 +47,7 @@ def test_a_committed_reference_regenerates_byte_identically_from_its_archive(nam
 def test_a_mismatched_or_damaged_archive_is_named_and_the_report_kept(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     make_run(Path("results"), 0)
-    report(Path("results"), Path("ref"))
+    assert main(["results", "--out", "ref"]) == 0
     before = sorted(p.name for p in Path("ref").iterdir())
     with tarfile.open("ref/runs.tar.gz", "w:gz") as tar:
         tar.add("results", arcname="elsewhere")

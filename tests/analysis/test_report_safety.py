@@ -13,25 +13,7 @@ import yaml
 from analysis.report import main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
-from make_runs import config, metrics, run_id, write  # noqa: E402
-
-TARGETS = ["toy_e", "toy_f"]
-
-
-def make_run(root: Path, seed: int, steps: int = 20, reset_every: int = 10, acc: float = 0.8,
-             layout: dict | None = None) -> None:
-    cfg = config({"name": "ours", "meta_lr": 0.1, "reset_every": reset_every, "aggregate_every": 1,
-                  "hard_reset": False}, seed, TARGETS, [])
-    cfg["train"]["steps"] = steps
-    rows = [{**r, "step": r["step"] * steps // 20, "inner_steps": r["inner_steps"] * steps // 20} for r in metrics(seed)]
-    final = {t: acc for t in TARGETS}
-    rid = run_id(cfg)
-    write(root / "toy" / "ours" / rid, cfg,
-          {"metrics": rows, "metatest": [{"target": t, "phi_step": "final", "accuracy": acc} for t in TARGETS]},
-          {"method": "ours", "suite": "toy", "seed": seed, "run_id": rid, "inner_steps": 4 * steps,
-           "wall_seconds": 1.0, "target_accuracy": final, "mean_accuracy": acc, "git_commit": "abc1234",
-           **({"layout": layout} if layout is not None else {})})
-
+from make_runs import TARGETS, make_run  # noqa: E402
 
 def report(root: Path, out: Path, *extra: str) -> pd.DataFrame:
     assert main([str(root), "--out", str(out), *extra]) == 0
