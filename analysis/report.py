@@ -89,11 +89,12 @@ def layout_line(runs: pd.DataFrame) -> str:
     per_run = runs.drop_duplicates("run_dir")
 
     def words(compile, threads, cpu) -> str:
-        flag = str(compile).lower()
-        mode = {"true": "compiled", "false": "eager"}.get(flag, "compile not recorded")
-        count = f"{threads} torch thread{'' if str(threads) == '1' else 's'}" if str(threads) != NOT_RECORDED \
-            else "threads not recorded"
-        return f"{mode}, {count}, CPU {cpu if str(cpu) != NOT_RECORDED else 'not recorded'}"
+        mode = {"true": "compiled", "false": "eager"}.get(str(compile).lower(), "compile not recorded")
+        if str(threads) == NOT_RECORDED:
+            count = "threads not recorded"
+        else:
+            count = f"{threads} torch thread{'' if str(threads) == '1' else 's'}"
+        return f"{mode}, {count}, CPU {'not recorded' if str(cpu) == NOT_RECORDED else cpu}"
 
     groups = per_run.groupby(["compile", "threads", "cpu"], sort=False, dropna=False).size()
     parts = [f"{n} run{'s' if n > 1 else ''} {words(*key)}" for key, n in groups.items()]
