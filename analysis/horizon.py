@@ -193,14 +193,24 @@ def horizon_table(curves: pd.DataFrame, targets: list[str], suite: str,
     return Table(cells, false, false.copy(), caption, f"tab:horizon-{suite}")
 
 
-def k_table(runs: pd.DataFrame, suite: str) -> Table | None:
-    """K values x methods run at two or more of them: final mean target accuracy."""
+def k_table(runs: pd.DataFrame, suite: str, study: dict[str, dict[int, list[str]]] | None = None) -> Table | None:
+    """K values x methods run at two or more of them: final mean target accuracy. A method of a
+    K study (``study``: method -> K -> the overrides tuned at that K) is one column through the
+    study's points, each cell with its beta; its main selection is not a K point."""
     if K not in runs.columns:
         return None
     scores = seed_scores(runs)[MEAN]
     first = runs.assign(row=row_labels(runs)).drop_duplicates("row").set_index("row")
     columns: dict[str, dict[int, str]] = {}  # "Reptile" (or "Reptile, meta_lr=0.1" if more varies) -> K -> cell
-    for _, group in first.groupby("method", sort=False):
+    for method, group in first.groupby("method", sort=False):
+        points = [at_overrides(group, o) for _, o in sorted((study or {}).get(method, {}).items())]
+        if sum(not p.empty for p in points) >= 2:
+            column = f"{group['display'].iloc[0]}, each K at its own beta"
+            for row, point in pd.concat(points).iterrows():
+                iv = t_interval(scores.loc[row].dropna())
+                cell = _cell(iv.mean, iv.half_width, iv.n, iv.n)
+                columns.setdefault(column, {})[int(point[K])] = f"{cell} (β {point['method.meta_lr']:g})"
+            continue
         ks = group[K].dropna()
         if ks.nunique() < 2:
             continue
@@ -216,7 +226,10 @@ def k_table(runs: pd.DataFrame, suite: str) -> Table | None:
                          index=[f"K={k}" for k in ks])
     false = pd.DataFrame(False, index=cells.index, columns=cells.columns)
     caption = (f"Final mean target accuracy (%) on {suite} against K (method.reset_every), every other key at the "
-               f"method's own setting: mean ± 95% t half-width over seeds. {MISSING}: not run.")
+               f"method's own setting: mean ± 95% t half-width over seeds. {MISSING}: not run."
+               + (" A method of the K study is one column through the configurations tuned with each K held "
+                  "(β: the meta step size its tune selected at that K); its main selection is not among them."
+                  if study else ""))
     return Table(cells, false, false.copy(), caption, f"tab:k-{suite}")
 
 

@@ -45,7 +45,8 @@ def suite_section(suite: str, frames: dict[str, pd.DataFrame], swept: list[str],
     # their own, so that neither figure needs a dozen lines.
     chosen = (horizon.selected_rows(runs, {m: v.get("overrides", []) for m, v in tuned[0][suite].items()})
               if head else set(row_labels(runs)))
-    found = verdicts.verdicts(runs, imp, verdicts.pairs(runs, chosen))
+    found = verdicts.verdicts(runs, imp, verdicts.pairs(runs, chosen, protocol.k_study(tuned[0], suite)
+                                                       if head else None))
     found.to_csv(out / f"verdicts{suffix}.csv", index=False)
     verdict = verdicts.table(found, suite)
     (out / f"verdicts{suffix}.tex").write_text(tables.to_latex(verdict))
@@ -132,7 +133,8 @@ def horizon_section(suite: str, runs: pd.DataFrame, curves: pd.DataFrame, limite
     found += [
         ("Accuracy along the horizon", "horizon",
          horizon.horizon_table(curves, targets, suite) if by_row else None, "no meta-tested checkpoints"),
-        ("Accuracy against K", "accuracy_vs_K", horizon.k_table(runs, suite),
+        ("Accuracy against K", "accuracy_vs_K",
+         horizon.k_table(runs, suite, protocol.k_study(tuned[0], suite) if tuned else None),
          "no method was run at two or more values of method.reset_every"),
         ("Limited target data", "limited", horizon.limited_table(limited, runs, suite),
          "no run set metatest.train_sizes"),

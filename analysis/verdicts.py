@@ -19,19 +19,23 @@ import math
 
 import pandas as pd
 
-from analysis.collect import row_labels
+from analysis.collect import at_overrides, row_labels
 from analysis.stats import ALPHA, paired_p, t_interval
 from analysis.tables import MEAN, MISSING, Table, seed_scores
 
 COLUMNS = ["x", "y", "n", "difference", "difference_hw", "p", "p_improvement", "p_improvement_lo",
            "p_improvement_hi", "decision"]
 LEAD, FOLLOW = "ours", ("fomaml_pp", "reptile")  # CTS against everyone; FOMAML++ against Reptile
+K = "method.reset_every"
 
 
-def pairs(runs: pd.DataFrame, chosen: set[str]) -> list[tuple[str, str]]:
+def pairs(runs: pd.DataFrame, chosen: set[str],
+          study: dict[str, dict[int, list[str]]] | None = None) -> list[tuple[str, str]]:
     """The pairs the claims need, as row labels: CTS (its rows in ``chosen``, the selections)
     against every other chosen row; FOMAML++ against Reptile; every two rows of one method
-    that differ in K (``method.reset_every``), smaller K first."""
+    that differ in K (``method.reset_every``), smaller K first. A method of a K study
+    (``study``: method -> K -> the overrides tuned at that K) pairs its study's points only,
+    each K at its own beta, and not its main selection."""
     labels = runs.assign(row=row_labels(runs))
     method_of = dict(zip(labels["row"], labels["method"]))
     rows = [r for r in pd.unique(labels["row"]) if r in chosen]
@@ -40,14 +44,15 @@ def pairs(runs: pd.DataFrame, chosen: set[str]) -> list[tuple[str, str]]:
         out += [(x, y) for y in rows if y != x and method_of[y] != LEAD]
     for x in [r for r in rows if method_of[r] == FOLLOW[0]]:
         out += [(x, y) for y in rows if method_of[y] == FOLLOW[1]]
-    if "method.reset_every" in labels.columns:
-        for _, group in labels.groupby("method", sort=False):
-            ks = group.drop_duplicates("row").sort_values("method.reset_every", key=pd.to_numeric)
-            if ks["method.reset_every"].nunique() < 2:
-                continue
-            ordered = list(ks["row"])
-            out += [(a, b) for i, a in enumerate(ordered) for b in ordered[i + 1:]
-                    if (a, b) not in out and (b, a) not in out]
+    if K in labels.columns:
+        for method, group in labels.groupby("method", sort=False):
+            points = [at_overrides(group, o) for _, o in sorted((study or {}).get(method, {}).items())]
+            if sum(not p.empty for p in points) >= 2:
+                group = pd.concat(points)
+            ks = group.drop_duplicates("row").sort_values(K, key=pd.to_numeric, kind="stable")
+            ordered = list(zip(ks["row"], pd.to_numeric(ks[K])))
+            out += [(a, b) for i, (a, ka) in enumerate(ordered) for b, kb in ordered[i + 1:]
+                    if ka != kb and (a, b) not in out and (b, a) not in out]
     return out
 
 

@@ -116,6 +116,27 @@ def test_k_table_sets_each_k_beside_the_accuracy_table():
     assert k_table(runs[runs["method"] != "ours"], "toy") is None
 
 
+def test_with_a_k_study_the_k_table_has_one_column_through_its_points_each_at_its_beta():
+    """The study's points (each K at its own tuned beta) make the method's one column, with the
+    beta beside each cell; the main selection, at another beta, is not a K point."""
+    lines = []
+    for k, beta, acc in ((100, 0.08, 0.9), (10, 0.2, 0.5), (100, 0.05, 0.6), (1000, 0.01, 0.4)):
+        for seed, shift in ((0, 0.0), (1, 0.02)):
+            lines.append({"method": "ours", "display": "CTS (ours)", "variant": f"K={k}, meta_lr={beta}",
+                          "suite": "s", "seed": seed, "target": "t", "accuracy": acc + shift,
+                          "method.reset_every": k, "method.meta_lr": beta})
+    runs = pd.DataFrame(lines)
+    study = {"ours": {10: ["method.meta_lr=0.2", "method.reset_every=10"],
+                      100: ["method.meta_lr=0.05", "method.reset_every=100"],
+                      1000: ["method.meta_lr=0.01", "method.reset_every=1000"]}}
+    table = k_table(runs, "s", study)
+    assert list(table.cells.columns) == ["CTS (ours), each K at its own beta"]
+    assert list(table.cells.index) == ["K=10", "K=100", "K=1000"]
+    # seeds 60 and 62: mean 61, half-width t(0.975, 1) x 1 = 12.706
+    assert table.cells.loc["K=100"].iloc[0] == "61.0 ± 12.7 (β 0.05)"
+    assert table.cells.loc["K=10"].iloc[0] == "51.0 ± 12.7 (β 0.2)"
+
+
 def test_limited_table_means_over_targets_per_size_beside_the_full_set():
     base = {"method": "ours", "display": "CTS (ours)", "variant": "", "suite": "s"}
     runs = pd.DataFrame([{**base, "seed": s, "target": t, "accuracy": a}

@@ -69,6 +69,30 @@ def test_pairs_cover_cts_fomaml_pp_against_reptile_and_each_k_pair():
                                     ("FOMAML++", "Reptile"), ("CTS (ours), K=10", "CTS (ours), K=100")]
 
 
+def test_with_a_k_study_the_k_pairs_are_its_own_configurations_not_the_main_selection():
+    """The K study tunes beta at each K; its pairs compare those points only. The main selection
+    (here K=100 at beta 0.08) shares a K with the study's K=100 (at beta 0.05): no pair of the
+    two, and no pair between rows of one K."""
+    lines = []
+    for label, (k, beta, acc) in {"main": (100, 0.08, 0.6), "k10": (10, 0.2, 0.5), "k100": (100, 0.05, 0.55),
+                                  "k1000": (1000, 0.01, 0.4)}.items():
+        for seed in range(2):
+            for target in ("e", "f"):
+                lines.append({"method": "ours", "display": "CTS (ours)", "variant": f"K={k}, meta_lr={beta}",
+                              "seed": seed, "target": target, "accuracy": acc,
+                              "method.reset_every": k, "method.meta_lr": beta})
+    frame = pd.DataFrame(lines)
+    study = {"ours": {10: ["method.meta_lr=0.2", "method.reset_every=10"],
+                      100: ["method.meta_lr=0.05", "method.reset_every=100"],
+                      1000: ["method.meta_lr=0.01", "method.reset_every=1000"]}}
+    chosen = {"CTS (ours), K=100, meta_lr=0.08"}
+    k10, k100, k1000 = (f"CTS (ours), K={k}, meta_lr={b}" for k, b in ((10, 0.2), (100, 0.05), (1000, 0.01)))
+    assert pairs(frame, chosen, study) == [(k10, k100), (k10, k1000), (k100, k1000)]
+    # Without the study: every two rows that differ in K, never two rows of one K.
+    main = "CTS (ours), K=100, meta_lr=0.08"
+    assert pairs(frame, chosen) == [(k10, main), (k10, k100), (k10, k1000), (main, k1000), (k100, k1000)]
+
+
 def test_a_report_without_pairs_gets_an_empty_verdict_table_not_a_crash():
     """A folder of one method (a user's first run) has no pair to judge."""
     from analysis.tables import to_markdown
