@@ -38,10 +38,8 @@ test-fast: setup
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q -n 2 --dist worksteal -m "not slow and not slurm"
 
-# The raw runs behind results/reference/glyphs-long (their small files, no checkpoints), packed so
-# that a user's results/ holds only the user's runs: unpacked into results/long and results/long-tune
-# (ignored by git), where analysis.report and benchmark.sweep find them as before.
-# The committed reference runs (small files only), unpacked where their sweeps and tunes find them done:
+# The committed reference runs (small files only, packed so that a user's results/ holds only the
+# user's runs), unpacked where their sweeps, tunes and reports find them done (ignored by git):
 # glyphs-long: results/long, results/long-tune; glyphs: results/tune, results/protocol.
 reference-runs:
 	for a in results/reference/*/runs.tar.gz; do tar -xzf $$a -C results; done
