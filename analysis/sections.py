@@ -47,11 +47,18 @@ def suite_section(suite: str, frames: dict[str, pd.DataFrame], swept: list[str],
               if head else set(row_labels(runs)))
     found = verdicts.verdicts(runs, imp, verdicts.pairs(runs, chosen, protocol.k_study(tuned[0], suite)
                                                        if head else None))
-    found.to_csv(out / f"verdicts{suffix}.csv", index=False)
+    # With few target images, the same pairs at each size (the K study's pairs excepted).
+    few = verdicts.limited_verdicts(of_suite(frames, "limited", suite),
+                                    verdicts.pairs(runs, chosen, k_pairs=False))
+    pd.concat([found, few], ignore_index=True).to_csv(out / f"verdicts{suffix}.csv", index=False)
     verdict = verdicts.table(found, suite)
     (out / f"verdicts{suffix}.tex").write_text(tables.to_latex(verdict))
-    verdict_lines = [verdict.caption, "", tables.to_markdown(verdict, corner="X vs Y"), "",
-                     f"Data: [verdicts{suffix}.csv](verdicts{suffix}.csv).", ""]
+    verdict_lines = [verdict.caption, "", tables.to_markdown(verdict, corner="X vs Y"), ""]
+    if not few.empty:
+        few_table = verdicts.table(few, suite, limited=True)
+        (out / f"verdicts_limited{suffix}.tex").write_text(tables.to_latex(few_table))
+        verdict_lines += [few_table.caption, "", tables.to_markdown(few_table, corner="X vs Y"), ""]
+    verdict_lines += [f"Data: [verdicts{suffix}.csv](verdicts{suffix}.csv).", ""]
     (out / f"verdicts{suffix}.md").write_text("\n".join([f"# Verdicts on `{suite}`", "", *verdict_lines]))
     selected_style = {r: replace(s, linestyle="-", variant="") if head else s
                       for r, s in style.items() if r in chosen}

@@ -91,6 +91,29 @@ def test_with_a_k_study_the_k_pairs_are_its_own_configurations_not_the_main_sele
     # Without the study: every two rows that differ in K, never two rows of one K.
     main = "CTS (ours), K=100, meta_lr=0.08"
     assert pairs(frame, chosen) == [(k10, main), (k10, k100), (k10, k1000), (main, k1000), (k100, k1000)]
+    assert pairs(frame, chosen, study, k_pairs=False) == []  # (CTS alone: nothing else to judge)
+
+
+def test_limited_data_verdicts_judge_the_same_pairs_size_by_size():
+    """With n training images per target class, the claims' pairs (not the K study's) are judged
+    again at each n, from the limited rows; the full set's rows say "all"."""
+    from analysis.verdicts import limited_verdicts
+
+    frame = runs({"ours": [(0.70, 0.70), (0.72, 0.72), (0.74, 0.74)],
+                  "reptile": [(0.60, 0.60), (0.61, 0.61), (0.65, 0.65)]})
+    small = pd.concat([frame.assign(train_size=1, accuracy=frame["accuracy"] - 0.3),  # the same gaps, 30 points lower
+                       frame.assign(train_size=3, accuracy=frame["accuracy"].where(frame["method"] == "ours", 0.72))])
+    wanted = pairs(frame, {"CTS (ours)", "Reptile"})
+    got = limited_verdicts(small, wanted, reps=200)
+    assert got["images_per_class"].tolist() == [1, 3]
+    one, three = got.iloc[0], got.iloc[1]
+    assert one["difference"] == pytest.approx(10.0) and one["p"] == pytest.approx(0.0033, abs=2e-4)
+    assert one["decision"] == "CTS (ours) ahead"
+    # At 3 per class Reptile has 72 on every seed: differences -2, 0, +2, not separated.
+    assert three["difference"] == pytest.approx(0.0, abs=1e-9) and three["decision"] == "not separated"
+    md = table(got, "toy")
+    assert list(md.cells.index) == ["CTS (ours) vs Reptile, 1 per class", "CTS (ours) vs Reptile, 3 per class"]
+    assert limited_verdicts(small.iloc[:0], wanted).empty
 
 
 def test_a_report_without_pairs_gets_an_empty_verdict_table_not_a_crash():
