@@ -58,3 +58,47 @@ def test_the_checks_catch_a_broken_link_and_a_missing_module(tmp_path):
     assert anchors(page) == {"top"}
     assert MODULE.findall(BLOCK.findall(page.read_text())[0]) == ["benchmark.nosuch"]
     assert importlib.util.find_spec("benchmark.nosuch") is None
+
+
+# The README's two results tables and the committed reports they quote.
+RESULTS = {"**At 400 inner steps per task": "glyphs", "**At 2,000 inner steps per task": "glyphs-long"}
+ROW = re.compile(r"^\| (?P<method>[^|]+?) \| \**(?P<mean>[\d.]+ ± [\d.]+)\** \|\s*(?P<diff>[^|]*?)\s*\|\s*(?P<verdict>[^|]*?)\s*\|$",
+                 re.M)
+
+
+def readme_table(text: str, opening: str) -> list[dict]:
+    """The rows of the first table after the paragraph that opens with ``opening``."""
+    start = text.index(opening)
+    block = text[start:text.index("\n\n", text.index("\n|", start) + 1)]
+    return [m.groupdict() for m in ROW.finditer(block)]
+
+
+def report_means(summary: str) -> dict[str, str]:
+    """Row label -> the Mean cell of a report's final-accuracy table."""
+    section = summary[summary.index("### Final meta-test accuracy"):summary.index("### Aggregates")]
+    lines = [line for line in section.splitlines() if line.startswith("| ")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    return {cells[0]: re.sub(r"</?\w>|\*", "", cells[header.index("Mean")])
+            for cells in ([c.strip() for c in line.strip("|").split("|")] for line in lines[1:])}  # (the |---| rule has no space)
+
+
+@pytest.mark.parametrize("opening", list(RESULTS), ids=list(RESULTS.values()))
+def test_the_readme_results_quote_their_reference_report(opening):
+    """Each row's mean, its difference from CTS and its verdict are the committed report's own
+    (summary.md's accuracy table, verdicts.csv), so the README ranks nothing the report does not."""
+    import pandas as pd
+
+    folder = ROOT / "results" / "reference" / RESULTS[opening]
+    rows = readme_table((ROOT / "README.md").read_text(), opening)
+    means = report_means((folder / "summary.md").read_text())
+    verdicts = pd.read_csv(folder / "verdicts.csv", dtype=str)
+    verdicts = verdicts[(verdicts["x"] == "CTS (ours)") & (verdicts["images_per_class"] == "all")].set_index("y")
+    assert len(rows) >= 8 and {r["method"] for r in rows} == set(verdicts.index) | {"CTS (ours)"}
+    for row in rows:
+        assert row["mean"] == means[row["method"]], row
+        if row["method"] == "CTS (ours)":
+            continue
+        v = verdicts.loc[row["method"]]
+        assert row["diff"] == f"{-float(v['difference']):+.1f} ± {float(v['difference_hw']):.1f}", row
+        said = row["verdict"].strip("*").replace("CTS ahead", "CTS (ours) ahead")
+        assert said == v["decision"], row
