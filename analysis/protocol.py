@@ -99,6 +99,20 @@ def read(folder: Path) -> tuple[dict, pd.DataFrame] | None:
     return json.loads((folder / PROTOCOL).read_text()), pd.read_csv(folder / TRIALS)
 
 
+def shown_name(name: str, method: str) -> str:
+    """A tune's name as a reader sees it: "CTS (ours)", or "CTS (ours) (reset_every=10 held)"."""
+    return display_name(method) + (f" ({name.partition('@')[2]} held)" if "@" in name else "")
+
+
+def budget(tunes: dict[str, dict], same: str, unequal: str) -> str:
+    """"...the same N trials" when every tune got N, else the unequal budgets, named."""
+    counts = sorted({m["trials"] for m in tunes.values()})
+    if len(counts) == 1:
+        return same.format(counts[0])
+    named = ", ".join(f"{name}: {m['trials']}" for name, m in tunes.items())
+    return f"{unequal} ({named})"
+
+
 def paragraph(protocol: dict, suite: str, report_seeds: list[int]) -> list[str]:
     """The Markdown lines stating the protocol of one suite."""
     methods = protocol.get(suite)
@@ -109,9 +123,14 @@ def paragraph(protocol: dict, suite: str, report_seeds: list[int]) -> list[str]:
     overlap = sorted(set(tuning) & set(report_seeds))
     disjoint = ("disjoint from the tuning seeds" if not overlap
                 else f"OVERLAPPING the tuning seeds at {overlap}: these tables are not a clean test")
-    counts = sorted({m["trials"] for m in methods.values()})
-    budgets = ", ".join(f"{name}: {m['trials']}" for name, m in methods.items())
-    equal = f"every method got the same {counts[0]} trials" if len(counts) == 1 else f"UNEQUAL budgets ({budgets})"
+    # A K study's tunes (K held, ``<method>@reset_every=<K>``) are their own experiment: their
+    # budgets are compared with each other, not with the main tune's.
+    main = {name: m for name, m in methods.items() if "@" not in name}
+    study = {name: m for name, m in methods.items() if "@" in name}
+    equal = budget(main, "every method got the same {} trials", "UNEQUAL budgets")
+    if study:
+        equal += "; " + budget(study, "the K study's tunes (K held, only the meta step size drawn) got {} trials each",
+                               "UNEQUAL K-study budgets")
     # (a protocol.json written before 2026-12-05 lacks the new keys: one tuning seed, trial 0 the default)
     methods = {name: {**OLD_DEFAULTS, **m} for name, m in methods.items()}
     defaults = sorted(name for name, m in methods.items() if m["include_default"] and m["search_space"])
@@ -137,7 +156,7 @@ def paragraph(protocol: dict, suite: str, report_seeds: list[int]) -> list[str]:
         m = methods[name]
         space = "; ".join(f"`{k}` {v}" for k, v in m["search_space"].items()) or "nothing to tune"
         chosen = " ".join(f"`{o}`" for o in m["overrides"]) or "(default)"
-        shown = display_name(m.get("method", name)) + (f" ({name.partition('@')[2]} held)" if "@" in name else "")
+        shown = shown_name(name, m.get("method", name))
         spread = ("" if m["spread"] is None else f"{100 * m['spread']:.2f}") + (
             "" if m["margin"] is None else f" / {100 * m['margin']:.2f}"
             + (" (not separated)" if m["separated"] is False else ""))
@@ -161,7 +180,7 @@ def selection_gap(trials: pd.DataFrame, suite: str) -> Table:
         scored = group.dropna(subset=["target"])
         oracle = scored.loc[scored["target"].idxmax()] if not scored.empty else None
         pct = lambda v: MISSING if v is None or pd.isna(v) else f"{100 * v:.1f}"  # noqa: E731
-        rows[display_name(method)] = {
+        rows[shown_name(method, method.partition("@")[0])] = {
             "Selected trial": str(int(selected["trial"])),
             "Its target acc.": pct(selected["target"]),
             "Oracle trial": MISSING if oracle is None else str(int(oracle["trial"])),
