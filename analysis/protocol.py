@@ -104,6 +104,11 @@ def shown_name(name: str, method: str) -> str:
     return display_name(method) + (f" ({name.partition('@')[2]} held)" if "@" in name else "")
 
 
+def main_tune(trials: pd.DataFrame) -> pd.DataFrame:
+    """The trials of the main tune, without a K study's (``<method>@reset_every=<K>``)."""
+    return trials[~trials["method"].astype(str).str.contains("@", regex=False)]
+
+
 def budget(tunes: dict[str, dict], same: str, unequal: str) -> str:
     """"...the same N trials" when every tune got N, else the unequal budgets, named."""
     counts = sorted({m["trials"] for m in tunes.values()})

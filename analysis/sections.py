@@ -94,8 +94,9 @@ def suite_section(suite: str, frames: dict[str, pd.DataFrame], swept: list[str],
         ("Accuracy vs K", plots.accuracy_vs_k(runs, swept, style, out, f"accuracy_vs_K{suffix}",
                                               protocol.k_study(tuned[0], suite) if tuned else None),
          "no method was run at two or more values of method.reset_every"),
-        ("Sensitivity: validation accuracy of every tuning trial vs each tuned key",
-         plots.sensitivity(tuned[1][tuned[1]["suite"] == suite], style, out, f"sensitivity{suffix}",
+        ("Sensitivity: validation accuracy of every tuning trial vs each tuned key"
+         + (" (the main tune's; the K study's are in trials.csv)" if head and protocol.k_study(tuned[0], suite) else ""),
+         plots.sensitivity(protocol.main_tune(tuned[1][tuned[1]["suite"] == suite]), style, out, f"sensitivity{suffix}",
                            protocol.choice_keys(tuned[0], suite)) if head else None,
          "no tune given (--tune)"),
     ]

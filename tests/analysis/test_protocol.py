@@ -38,3 +38,13 @@ def test_a_k_study_tune_has_its_own_budget_and_is_named_with_its_held_k():
     gap = selection_gap(trials, "s")
     assert list(gap.cells.index) == ["CTS (ours)", "CTS (ours) (reset_every=10 held)"]
     assert gap.cells.loc["CTS (ours) (reset_every=10 held)", "Gap (points)"] == "10.0"
+
+
+def test_the_sensitivity_figure_takes_the_main_tune_not_the_k_study():
+    """A K study's trials hold K: against K they are one column of points, and their names
+    ("ours@reset_every=10") have no colour of their own; the figure draws the main tune."""
+    from analysis.protocol import main_tune
+
+    trials = pd.DataFrame({"suite": "s", "method": ["ours", "ours", "ours@reset_every=10", "reptile@reset_every=1000"],
+                           "trial": [0, 1, 0, 0]})
+    assert main_tune(trials)["method"].tolist() == ["ours", "ours"]
