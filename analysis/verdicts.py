@@ -1,8 +1,8 @@
 """Verdicts: which of two rows is ahead, decided by a rule, never by prose.
 
 For each pair (X, Y) the claims need (CTS against every other method at its selection,
-FOMAML++ against Reptile, and every pair of K values of a method run at several), over the
-seeds both rows have:
+FOMAML++ against Reptile, every pair of K values of a method run at several, and with a K
+study CTS against Reptile at each K), over the seeds both rows have:
 
 - the paired difference of the per-seed mean over targets, X - Y, in points, with its 95%
   t-interval over seeds, and the two-sided paired t-test's p (``stats.paired_p``);
@@ -39,7 +39,8 @@ def pairs(runs: pd.DataFrame, chosen: set[str],
     against every other chosen row; FOMAML++ against Reptile; every two rows of one method
     that differ in K (``method.reset_every``), smaller K first. A method of a K study
     (``study``: method -> K -> the overrides tuned at that K) pairs its study's points only,
-    each K at its own beta, and not its main selection. ``k_pairs=False``: no K pairs."""
+    each K at its own beta, and not its main selection; and CTS meets Reptile at each K both
+    were studied at. ``k_pairs=False``: no K pairs."""
     labels = runs.assign(row=row_labels(runs))
     method_of = dict(zip(labels["row"], labels["method"]))
     rows = [r for r in pd.unique(labels["row"]) if r in chosen]
@@ -57,6 +58,12 @@ def pairs(runs: pd.DataFrame, chosen: set[str],
             ordered = list(zip(ks["row"], pd.to_numeric(ks[K])))
             out += [(a, b) for i, (a, ka) in enumerate(ordered) for b, kb in ordered[i + 1:]
                     if ka != kb and (a, b) not in out and (b, a) not in out]
+        # CTS and Reptile at each K of the study, each at the beta tuned for that K.
+        points = {m: {k: pd.unique(at_overrides(labels[labels["method"] == m], o)["row"])
+                      for k, o in (study or {}).get(m, {}).items()} for m in (LEAD, FOLLOW[1])}
+        for k in sorted(set(points[LEAD]) & set(points[FOLLOW[1]])):
+            for a in points[LEAD][k][:1]:
+                out += [(a, b) for b in points[FOLLOW[1]][k][:1] if (a, b) not in out]
     return out
 
 

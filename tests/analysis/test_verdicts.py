@@ -94,6 +94,27 @@ def test_with_a_k_study_the_k_pairs_are_its_own_configurations_not_the_main_sele
     assert pairs(frame, chosen, study, k_pairs=False) == []  # (CTS alone: nothing else to judge)
 
 
+def test_a_k_study_of_cts_and_reptile_pairs_the_two_at_each_k():
+    """Each K of the study, both methods at the beta tuned for that K: the matched comparison."""
+    lines = []
+    for method, display, points in (("ours", "CTS (ours)", ((10, 0.2), (100, 0.03))),
+                                    ("reptile", "Reptile", ((10, 0.15), (100, 1.6), (200, 1.3)))):
+        for k, beta in points:
+            for seed in range(2):
+                lines.append({"method": method, "display": display, "variant": f"K={k}, meta_lr={beta}", "seed": seed,
+                              "target": "e", "accuracy": 0.5, "method.reset_every": k, "method.meta_lr": beta})
+    frame = pd.DataFrame(lines)
+    study = {"ours": {10: ["method.meta_lr=0.2", "method.reset_every=10"],
+                      100: ["method.meta_lr=0.03", "method.reset_every=100"]},
+             "reptile": {10: ["method.meta_lr=0.15", "method.reset_every=10"],
+                         100: ["method.meta_lr=1.6", "method.reset_every=100"]}}
+    chosen = {"CTS (ours), K=100, meta_lr=0.03", "Reptile, K=200, meta_lr=1.3"}
+    got = pairs(frame, chosen, study)
+    assert got[-2:] == [("CTS (ours), K=10, meta_lr=0.2", "Reptile, K=10, meta_lr=0.15"),
+                        ("CTS (ours), K=100, meta_lr=0.03", "Reptile, K=100, meta_lr=1.6")]
+    assert len(got) == len(set(got))  # CTS K=100 is also the selection here: no pair twice
+
+
 def test_limited_data_verdicts_judge_the_same_pairs_size_by_size():
     """With n training images per target class, the claims' pairs (not the K study's) are judged
     again at each n, from the limited rows; the full set's rows say "all"."""
