@@ -81,12 +81,17 @@ def styles(runs: pd.DataFrame) -> dict[str, Style]:
 
 def seeds_note(frame: pd.DataFrame, bands: str = "bands: 95% t-interval over seeds") -> str:
     """A figure's statement of its seeds and bands, e.g. "seeds 0-5 (6); bands: 95% t-interval over seeds"."""
-    seeds = sorted(int(s) for s in pd.unique(frame["seed"].dropna())) if "seed" in frame else []
-    if not seeds:
+    if "seed" not in frame or frame["seed"].dropna().empty:
         return bands
-    span = (f"{seeds[0]}-{seeds[-1]}" if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1))
-            else ",".join(map(str, seeds)))
-    return f"seed{'s' if len(seeds) > 1 else ''} {span} ({len(seeds)}); {bands}"
+    lines = frame.dropna(subset=["seed"]).groupby("row", sort=False)["seed"] if "row" in frame else [(None, frame["seed"])]
+    sets = sorted({tuple(sorted(int(s) for s in pd.unique(seeds.dropna()))) for _, seeds in lines}, key=lambda t: -len(t))
+
+    def span(seeds: tuple[int, ...]) -> str:
+        run = len(seeds) > 2 and list(seeds) == list(range(seeds[0], seeds[-1] + 1))
+        return f"{seeds[0]}-{seeds[-1]}" if run else ",".join(map(str, seeds))
+
+    text = " or ".join(f"{span(s)} ({len(s)})" for s in sets) + (", by line" if len(sets) > 1 else "")
+    return f"seed{'s' if max(map(len, sets)) > 1 else ''} {text}; {bands}"
 
 
 def method_style(style: dict[str, Style], method: str) -> Style | None:
@@ -175,7 +180,7 @@ def training_loss(training: pd.DataFrame, style: dict[str, Style], out: Path, st
         ax.set_xlim(left=0)
         ax.set_xlabel("Cumulative inner steps")
         ax.set_ylabel("Meta-training loss")
-        ax.set_title(seeds_note(per_run), fontsize=6.5)
+        ax.set_title(seeds_note(per_run[per_run["row"].isin(drawn)]), fontsize=6.5)
         _style_legend(fig, drawn, style)
         return _save(fig, out, stem)
 
@@ -214,7 +219,8 @@ def metaconvergence(curves: pd.DataFrame, targets: list[str], style: dict[str, S
         ax.set_xlabel("Cumulative inner steps of meta-training")
         ax.set_ylabel("Accuracy (%)" if target else "Mean target accuracy (%)")
         # the target as a title: "Accuracy on glyphs_canadian (%)" ran off the figure's height
-        ax.set_title("\n".join(filter(None, [target, seeds_note(per_run)])), fontsize=6.5)
+        note = seeds_note(per_run[per_run["row"].isin(drawn)])
+        ax.set_title("\n".join(filter(None, [target, note])), fontsize=6.5)
         _style_legend(fig, drawn, style, reference)
         return _save(fig, out, stem)
 

@@ -91,6 +91,10 @@ def test_every_figure_states_its_seeds_and_bands():
         "seeds 0-5 (6); bands: 95% t-interval over seeds")
     assert plots.seeds_note(pd.DataFrame({"seed": [0, 2]}), "bars: x") == "seeds 0,2 (2); bars: x"
     assert plots.seeds_note(pd.DataFrame({"seed": [3]})) == "seed 3 (1); bands: 95% t-interval over seeds"
+    # Lines over different seeds (a K study's 3 beside the main 6) say so, not the union alone.
+    lines = pd.DataFrame({"row": ["a"] * 6 + ["b"] * 3 + ["c"] * 3, "seed": [*range(6), 0, 1, 2, 0, 1, 2]})
+    assert plots.seeds_note(lines) == "seeds 0-5 (6) or 0-2 (3), by line; bands: 95% t-interval over seeds"
+    assert plots.seeds_note(lines[lines["row"] != "a"]) == "seeds 0-2 (3); bands: 95% t-interval over seeds"
 
 
 def test_the_long_horizon_figures_render(collection, style, tmp_path):
