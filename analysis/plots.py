@@ -271,7 +271,8 @@ def accuracy_vs_k(runs: pd.DataFrame, swept: list[str], style: dict[str, Style],
                     y = ci.loc[ci[K] == k, "mean"].iloc[0]
                     ax.annotate(f"β {beta:g}", (k * dodge, y), textcoords="offset points", xytext=(4, 4), fontsize=6)
         ks = sorted(ks)
-        return finish_errorbars(fig, ax, ks, ks[-1] / ks[0] > 10, "K (method.reset_every)", df, out, stem)
+        drawn = pd.concat([group.assign(row=row) for _, row, group, _ in lines])  # the seeds of the lines drawn
+        return finish_errorbars(fig, ax, ks, ks[-1] / ks[0] > 10, "K (method.reset_every)", drawn, out, stem)
 
 
 def finish_errorbars(fig: plt.Figure, ax: plt.Axes, ticks: list, log: bool, xlabel: str, frame: pd.DataFrame,

@@ -164,7 +164,8 @@ def test_accuracy_vs_k_with_a_study_draws_each_k_at_its_study_beta_not_the_main_
     configs = [(10, 0.3), (100, 0.05), (1000, 0.01), (100, 0.077)]  # the last: the main selection
     rows = [{"method": "ours", "display": "CTS (ours)", "variant": f"K={k}, meta_lr={b}", "seed": s, "target": t,
              "accuracy": 0.5 + 0.01 * s + (0.2 if b == 0.077 else 0), "config_hash": f"{k}-{b}-{s}", plots.K: k,
-             "method.meta_lr": b} for k, b in configs for s in (0, 1, 2) for t in ("e", "f")]
+             "method.meta_lr": b} for k, b in configs for s in (range(6) if b == 0.077 else (0, 1, 2))
+            for t in ("e", "f")]  # the main selection on 6 seeds, the study on 3
     runs = pd.DataFrame(rows)
     style = plots.styles(runs)
     study = {"ours": {k: [f"method.meta_lr={b}", f"method.reset_every={k}"] for k, b in configs[:3]}}
@@ -175,6 +176,7 @@ def test_accuracy_vs_k_with_a_study_draws_each_k_at_its_study_beta_not_the_main_
         seen["lines"] = [c for c in ax.containers]
         seen["y"] = sorted(float(y) for c in ax.containers for y in c.lines[0].get_ydata())
         seen["notes"] = sorted(t.get_text() for t in ax.texts)
+        seen["title"] = ax.get_title()
         return [tmp_path / "x.png", tmp_path / "x.pdf"]
 
     import analysis.plots as module
@@ -185,6 +187,7 @@ def test_accuracy_vs_k_with_a_study_draws_each_k_at_its_study_beta_not_the_main_
     finally:
         module._save = original
     assert len(seen["lines"]) == 1
+    assert seen["title"].startswith("seeds 0-2 (3);")  # the seeds of the line drawn, not the main selection's 6
     assert max(seen["y"]) < 60  # the main selection's 70% is not on the study's line
     assert seen["notes"] == ["β 0.01", "β 0.05", "β 0.3"]
 
