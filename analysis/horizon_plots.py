@@ -91,12 +91,14 @@ def limited_data(limited: pd.DataFrame, runs: pd.DataFrame, style: dict[str, Sty
         fig = plt.figure(figsize=SIZE, layout="constrained")
         ax = fig.add_subplot()
         sizes = sorted(int(s) for s in pd.unique(mean["train_size"]))
-        for row in [r for r in style if r in set(mean["row"])]:
+        drawn = [r for r in style if r in set(mean["row"])]
+        for row in drawn:
             ivs = [t_interval(mean[(mean["row"] == row) & (mean["train_size"] == n)]["accuracy"]) for n in sizes]
             s = style[row]
             ax.errorbar(sizes, [iv.mean for iv in ivs], yerr=[iv.half_width for iv in ivs], color=s.color,
                         marker=s.marker, ls=s.linestyle, capsize=2, elinewidth=0.8, label=row)
-        return finish_errorbars(fig, ax, sizes, True, "Training images per target class", mean, out, stem)
+        return finish_errorbars(fig, ax, sizes, True, "Training images per target class",
+                                mean[mean["row"].isin(drawn)], out, stem)  # the seeds of the lines drawn
 
 
 def paired_differences(runs: pd.DataFrame, lead: str, others: list[str], style: dict[str, Style], out: Path,

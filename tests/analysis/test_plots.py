@@ -204,3 +204,26 @@ def test_the_k_study_is_read_from_the_selections_with_k_held():
     assert k_study(protocol, "glyphs") == {"ours": {10: ["method.meta_lr=0.3", "method.reset_every=10"]},
                                            "reptile": {1000: ["method.meta_lr=0.5", "method.reset_every=1000"]}}
     assert k_study(protocol, "other") == {}
+
+
+def test_limited_data_states_the_seeds_of_the_lines_it_draws(tmp_path):
+    """A K study's rows (3 seeds) are in limited.csv beside the selections (6); the figure draws
+    the selections only, and its title says 6 seeds, not "6 or 3"."""
+    import pandas as pd
+
+    import analysis.plots as module
+    from analysis import horizon_plots
+
+    rows = [{"method": "ours", "display": "CTS (ours)", "variant": v, "suite": "s", "seed": seed, "target": "t",
+             "train_size": n, "accuracy": 0.5} for v, seeds in (("K=100", range(6)), ("K=10", range(3)))
+            for seed in seeds for n in (1, 3)]
+    limited = pd.DataFrame(rows)
+    style = {k: v for k, v in plots.styles(limited).items() if k == "CTS (ours), K=100"}
+    seen = {}
+    original = module._save
+    module._save = lambda fig, *a, **k: seen.setdefault("title", fig.axes[0].get_title()) and []
+    try:
+        horizon_plots.limited_data(limited, limited, style, tmp_path, "ld")
+    finally:
+        module._save = original
+    assert seen["title"].startswith("seeds 0-5 (6);"), seen
