@@ -105,10 +105,10 @@ def _figure() -> tuple[plt.Figure, plt.Axes]:
     return fig, fig.add_subplot()
 
 
-def _legend(fig: plt.Figure, handles: list, labels: list[str]) -> None:
+def _legend(fig: plt.Figure, handles: list, labels: list[str], columns: int | None = None) -> None:
     """Below the axes, never over the data; as many columns as the longest label allows."""
     if handles:
-        ncol = 4 if max(map(len, labels)) <= 12 else 3 if max(map(len, labels)) <= 16 else 2
+        ncol = columns or (4 if max(map(len, labels)) <= 12 else 3 if max(map(len, labels)) <= 16 else 2)
         fig.legend(handles, labels, loc="outside lower center", ncol=ncol, frameon=False, handlelength=1.8,
                    columnspacing=0.9, handletextpad=0.4, borderaxespad=0.1, labelspacing=0.3)
 
@@ -269,14 +269,18 @@ def accuracy_vs_k(runs: pd.DataFrame, swept: list[str], style: dict[str, Style],
             if betas:  # a K study: each point at its own beta, named
                 for k, beta in group.drop_duplicates(K)[[K, "method.meta_lr"]].itertuples(index=False):
                     y = ci.loc[ci[K] == k, "mean"].iloc[0]
-                    ax.annotate(f"β {beta:g}", (k * dodge, y), textcoords="offset points", xytext=(4, 4), fontsize=6)
+                    # above the point for the first line, below it for the next: two studies' labels at one K apart
+                    ax.annotate(f"β {beta:g}", (k * dodge, y), textcoords="offset points",
+                                xytext=(4, 4 if i % 2 == 0 else -9), fontsize=6)
         ks = sorted(ks)
         drawn = pd.concat([group.assign(row=row) for _, row, group, _ in lines])  # the seeds of the lines drawn
-        return finish_errorbars(fig, ax, ks, ks[-1] / ks[0] > 10, "K (method.reset_every)", drawn, out, stem)
+        long_labels = max(len(label) for label, *_ in lines) > 28  # "CTS (ours), each K at its own beta"
+        return finish_errorbars(fig, ax, ks, ks[-1] / ks[0] > 10, "K (method.reset_every)", drawn, out, stem,
+                                columns=1 if long_labels else None)
 
 
 def finish_errorbars(fig: plt.Figure, ax: plt.Axes, ticks: list, log: bool, xlabel: str, frame: pd.DataFrame,
-                     out: Path, stem: str) -> list[Path]:
+                     out: Path, stem: str, columns: int | None = None) -> list[Path]:
     """Mean target accuracy against a few x values (K, images per class): the values as ticks,
     the seeds and bars stated, the legend below; saved."""
     if log:
@@ -287,7 +291,7 @@ def finish_errorbars(fig: plt.Figure, ax: plt.Axes, ticks: list, log: bool, xlab
     ax.set_xlabel(xlabel)
     ax.set_ylabel("Mean target accuracy (%)")
     ax.set_title(seeds_note(frame, "bars: 95% t-interval over seeds"), fontsize=6.5)
-    _legend(fig, *ax.get_legend_handles_labels())
+    _legend(fig, *ax.get_legend_handles_labels(), columns=columns)
     return _save(fig, out, stem)
 
 
