@@ -45,8 +45,8 @@ def suite_section(suite: str, frames: dict[str, pd.DataFrame], swept: list[str],
     # their own, so that neither figure needs a dozen lines.
     chosen = (horizon.selected_rows(runs, {m: v.get("overrides", []) for m, v in tuned[0][suite].items()})
               if head else set(row_labels(runs)))
-    found = verdicts.verdicts(runs, imp, verdicts.pairs(runs, chosen, protocol.k_study(tuned[0], suite)
-                                                       if head else None))
+    study = protocol.k_study(tuned[0], suite) if tuned else {}  # method -> K -> overrides tuned with K held
+    found = verdicts.verdicts(runs, imp, verdicts.pairs(runs, chosen, study))
     # With few target images, the same pairs at each size (the K study's pairs excepted).
     few = verdicts.limited_verdicts(of_suite(frames, "limited", suite),
                                     verdicts.pairs(runs, chosen, k_pairs=False))
@@ -92,10 +92,10 @@ def suite_section(suite: str, frames: dict[str, pd.DataFrame], swept: list[str],
          horizon_plots.paired_differences(runs, lead, others, style, out, f"paired_differences{suffix}")
          if lead else None, "no CTS run"),
         ("Accuracy vs K", plots.accuracy_vs_k(runs, swept, style, out, f"accuracy_vs_K{suffix}",
-                                              protocol.k_study(tuned[0], suite) if tuned else None),
+                                              study),
          "no method was run at two or more values of method.reset_every"),
         ("Sensitivity: validation accuracy of every tuning trial vs each tuned key"
-         + (" (the main tune's; the K study's are in trials.csv)" if head and protocol.k_study(tuned[0], suite) else ""),
+         + (" (the main tune's; the K study's are in trials.csv)" if study else ""),
          plots.sensitivity(protocol.main_tune(tuned[1][tuned[1]["suite"] == suite]), style, out, f"sensitivity{suffix}",
                            protocol.choice_keys(tuned[0], suite)) if head else None,
          "no tune given (--tune)"),
